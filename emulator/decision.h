@@ -1,0 +1,40 @@
+/*
+ * decision: what the session does at a stage, as a plain value (DESIGN.md,
+ * smtp-sink's per-command flags). Built-in defaults and Lua scenarios both
+ * produce one; smtp_session carries it out and never asks where it came
+ * from. Pure.
+ */
+#ifndef EMU_DECISION_H
+#define EMU_DECISION_H
+
+#include <stdint.h>
+
+#include "util.h"
+
+enum decide_kind {
+    DECIDE_DEFAULT,     /* what the server would do without a scenario */
+    DECIDE_REPLY,       /* send `reply` instead of the default reply */
+    DECIDE_REPLY_CLOSE, /* send `reply`, then close (421 usually) */
+    DECIDE_DROP,        /* close without a reply (FIN) */
+    DECIDE_RESET,       /* abort with a TCP RST */
+    DECIDE_HANG,        /* stop answering; keep the socket until the client
+                           leaves or `hang_ms` passes */
+    DECIDE_PARTIAL,     /* send `reply` bytes as they are (no CRLF added),
+                           then close */
+};
+
+const char *decide_kind_name(enum decide_kind k);
+
+struct decision {
+    enum decide_kind kind;
+    /* Formatted reply text (lines separated by '\n', no CRLF) for REPLY and
+     * REPLY_CLOSE; raw bytes for PARTIAL. Owned by the decision. */
+    struct buf reply;
+    uint32_t delay_ms; /* wait this long before acting (a timer) */
+    uint32_t hang_ms;  /* HANG only: 0 means the session's own default */
+};
+
+void decision_init(struct decision *d);
+void decision_cleanup(struct decision *d);
+
+#endif

@@ -1,0 +1,697 @@
+/*
+ * net: libevent plumbing. Each worker has one struct net (an event_base).
+ * Connections are bufferevents created without BEV_OPT_CLOSE_ON_FREE for
+ * plain sockets, so that STARTTLS can free the plain bufferevent and put an
+ * OpenSSL socket bufferevent on the same descriptor. That keeps a single
+ * buffer layer (no filter chain), and a TLS close cannot lose the last reply
+ * in a filter's underlying buffer. Nothing outside net*.c includes event2.
+ */
+#include "net.h"
+#include "net_int.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+struct net_signal_slot {
+    struct event *ev;
+    net_signal_fn *fn;
+    void *arg;
+};
+
+struct net {
+    struct event_base *base;
+    struct net_signal_slot signals[8];
+    size_t n_signals;
+};
+
+struct net_listener {
+    struct net *net;
+    struct evconnlistener *ev;
+    struct event *retry; /* re-enables accepting after EMFILE */
+    int fd;
+    uint16_t port;
+    net_accept_fn *fn;
+    void *arg;
+    bool own_arg;
+};
+
+struct net_conn {
+    struct net *net;
+    struct bufferevent *bev;
+    int fd;
+    SSL *ssl; /* owned by bev when set (BEV_OPT_CLOSE_ON_FREE) */
+    net_conn_fn *fn;
+    void *arg;
+    bool tls_ready;
+};
+
+struct net_timer {
+    struct event *ev;
+    net_timer_fn *fn;
+    void *arg;
+};
+
+const char *
+net_event_name(enum net_event ev)
+{
+    switch (ev) {
+    case NET_EV_READ:
+        return "read";
+    case NET_EV_DRAINED:
+        return "drained";
+    case NET_EV_TLS_READY:
+        return "tls_ready";
+    case NET_EV_TIMEOUT:
+        return "timeout";
+    case NET_EV_EOF:
+        return "eof";
+    case NET_EV_ERROR:
+        return "error";
+    }
+    return "?";
+}
+
+struct net *
+net_new(void)
+{
+    struct net *n = emu_calloc(1, sizeof(*n));
+    if (n == NULL)
+        return NULL;
+    struct event_config *cfg = event_config_new();
+    if (cfg == NULL) {
+        emu_free(n);
+        return NULL;
+    }
+    /* One thread per base: no locking inside libevent is needed. */
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+    n->base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    if (n->base == NULL) {
+        emu_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+void
+net_free(struct net *n)
+{
+    if (n == NULL)
+        return;
+    for (size_t i = 0; i < n->n_signals; i++)
+        event_free(n->signals[i].ev);
+    event_base_free(n->base);
+    emu_free(n);
+}
+
+int
+net_run(struct net *n)
+{
+    return event_base_dispatch(n->base) < 0 ? -1 : 0;
+}
+
+void
+net_break(struct net *n)
+{
+    event_base_loopbreak(n->base);
+}
+
+double
+net_now(struct net *n)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(n->base, &tv);
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+struct event_base *
+net_base(struct net *n)
+{
+    return n->base;
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct net_signal_slot *slot = arg;
+    slot->fn((int)sig, slot->arg);
+}
+
+int
+net_on_signal(struct net *n, int sig, net_signal_fn *fn, void *arg)
+{
+    if (n->n_signals == EMU_ARRAY_LEN(n->signals))
+        return -1;
+    struct net_signal_slot *slot = &n->signals[n->n_signals];
+    slot->fn = fn;
+    slot->arg = arg;
+    slot->ev = evsignal_new(n->base, sig, on_signal, slot);
+    if (slot->ev == NULL || evsignal_add(slot->ev, NULL) < 0) {
+        if (slot->ev)
+            event_free(slot->ev);
+        slot->ev = NULL;
+        return -1;
+    }
+    n->n_signals++;
+    return 0;
+}
+
+void
+net_sockaddr_format(const struct sockaddr *sa, char *host, size_t cap,
+                    uint16_t *port)
+{
+    struct ip_addr a;
+    memset(&a, 0, sizeof(a));
+    *port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        a.family = 4;
+        memcpy(a.b, &s4->sin_addr, 4);
+        *port = ntohs(s4->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        char tmp[IP_STR_MAX];
+        inet_ntop(AF_INET6, &s6->sin6_addr, tmp, sizeof(tmp));
+        *port = ntohs(s6->sin6_port);
+        if (ip_parse(tmp, strlen(tmp), &a) < 0) {
+            str_copy(host, cap, tmp);
+            return;
+        }
+    } else {
+        str_copy(host, cap, "unknown");
+        return;
+    }
+    ip_format(&a, host, cap);
+}
+
+/* ---- listeners ---- */
+
+static void
+on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
+          int salen, void *arg)
+{
+    (void)ev;
+    struct net_listener *l = arg;
+    evutil_make_socket_nonblocking(fd);
+    int one = 1;
+    /* Replies are small and latency matters more than packet count. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    l->fn(l, fd, sa, (socklen_t)salen, l->arg);
+}
+
+static void
+on_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct net_listener *l = arg;
+    evconnlistener_enable(l->ev);
+}
+
+static void
+on_accept_error(struct evconnlistener *ev, void *arg)
+{
+    struct net_listener *l = arg;
+    /* Out of descriptors or memory: stop accepting for 100 ms instead of
+     * spinning on a listener that stays readable. */
+    int err = EVUTIL_SOCKET_ERROR();
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        evconnlistener_disable(ev);
+        struct timeval tv = {0, 100000};
+        if (l->retry)
+            evtimer_add(l->retry, &tv);
+    }
+}
+
+struct net_listener *
+net_listen(struct net *n, const char *host, uint16_t port, bool reuseport,
+           net_accept_fn *fn, void *arg, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    memset(&ss, 0, sizeof(ss));
+    struct ip_addr a;
+    if (ip_parse(host, strlen(host), &a) < 0) {
+        snprintf(err, errlen, "bad listen address '%s'", host);
+        return NULL;
+    }
+    if (strchr(host, ':') == NULL) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        memcpy(&s4->sin_addr, a.b, 4);
+        sl = sizeof(*s4);
+    } else {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        inet_pton(AF_INET6, host, &s6->sin6_addr);
+        sl = sizeof(*s6);
+    }
+    int fd =
+        socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return NULL;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (reuseport)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+        snprintf(err, errlen, "cannot listen on %s%s%s:%u: %s",
+                 ss.ss_family == AF_INET6 ? "[" : "", host,
+                 ss.ss_family == AF_INET6 ? "]" : "", port, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if (listen(fd, 4096) < 0) {
+        snprintf(err, errlen, "listen: %s", strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    struct net_listener *l = emu_calloc(1, sizeof(*l));
+    if (l == NULL) {
+        snprintf(err, errlen, "out of memory");
+        close(fd);
+        return NULL;
+    }
+    l->net = n;
+    l->fd = fd;
+    l->fn = fn;
+    l->arg = arg;
+    l->ev = evconnlistener_new(n->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE, -1,
+                               fd);
+    if (l->ev == NULL) {
+        snprintf(err, errlen, "out of memory");
+        close(fd);
+        emu_free(l);
+        return NULL;
+    }
+    evconnlistener_set_error_cb(l->ev, on_accept_error);
+    l->retry = evtimer_new(n->base, on_accept_retry, l);
+    struct sockaddr_storage got;
+    socklen_t gl = sizeof(got);
+    getsockname(fd, (struct sockaddr *)&got, &gl);
+    char tmp[IP_STR_MAX];
+    net_sockaddr_format((struct sockaddr *)&got, tmp, sizeof(tmp), &l->port);
+    return l;
+}
+
+struct net_listener *
+net_listen_fd_dup(struct net *n, const struct net_listener *src,
+                  net_accept_fn *fn, void *arg)
+{
+    int fd = dup(src->fd);
+    if (fd < 0)
+        return NULL;
+    struct net_listener *l = emu_calloc(1, sizeof(*l));
+    if (l == NULL) {
+        close(fd);
+        return NULL;
+    }
+    l->net = n;
+    l->fd = fd;
+    l->port = src->port;
+    l->fn = fn;
+    l->arg = arg;
+    l->ev = evconnlistener_new(n->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE, -1,
+                               fd);
+    if (l->ev == NULL) {
+        close(fd);
+        emu_free(l);
+        return NULL;
+    }
+    evconnlistener_set_error_cb(l->ev, on_accept_error);
+    l->retry = evtimer_new(n->base, on_accept_retry, l);
+    return l;
+}
+
+uint16_t
+net_listener_port(const struct net_listener *l)
+{
+    return l->port;
+}
+
+void
+net_listener_set_owned_arg(struct net_listener *l)
+{
+    l->own_arg = true;
+}
+
+void
+net_listener_free(struct net_listener *l)
+{
+    if (l == NULL)
+        return;
+    if (l->retry)
+        event_free(l->retry);
+    evconnlistener_free(l->ev);
+    if (l->own_arg)
+        emu_free(l->arg);
+    emu_free(l);
+}
+
+/* ---- connections ---- */
+
+static void
+conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct net_conn *c = arg;
+    c->fn(c, NET_EV_READ, c->arg);
+}
+
+static void
+conn_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct net_conn *c = arg;
+    /* The OpenSSL bufferevent can report a drain while bytes are still
+     * queued (a write blocked on a read); users rely on "drained" meaning
+     * empty, to close without losing the last reply. */
+    if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+        return;
+    c->fn(c, NET_EV_DRAINED, c->arg);
+}
+
+static void
+conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct net_conn *c = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        c->tls_ready = true;
+        c->fn(c, NET_EV_TLS_READY, c->arg);
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT) {
+        c->fn(c, NET_EV_TIMEOUT, c->arg);
+        return;
+    }
+    if (what & BEV_EVENT_EOF) {
+        c->fn(c, NET_EV_EOF, c->arg);
+        return;
+    }
+    c->fn(c, NET_EV_ERROR, c->arg);
+}
+
+static void
+conn_setup(struct net_conn *c)
+{
+    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static struct bufferevent *
+tls_bev(struct net *n, int fd, struct net_tls *tls, SSL **out)
+{
+    SSL *ssl = net_tls_ssl_new(tls);
+    if (ssl == NULL)
+        return NULL;
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        n->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    /* A client that closes without close_notify is common; not an error. */
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    *out = ssl;
+    return bev;
+}
+
+struct net_conn *
+net_conn_new(struct net *n, int fd, struct net_tls *tls, net_conn_fn *fn,
+             void *arg)
+{
+    struct net_conn *c = emu_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        close(fd);
+        return NULL;
+    }
+    c->net = n;
+    c->fd = fd;
+    c->fn = fn;
+    c->arg = arg;
+    if (tls) {
+        c->bev = tls_bev(n, fd, tls, &c->ssl);
+    } else {
+        c->bev = bufferevent_socket_new(n->base, fd, 0);
+    }
+    if (c->bev == NULL) {
+        close(fd);
+        emu_free(c);
+        return NULL;
+    }
+    conn_setup(c);
+    return c;
+}
+
+void
+net_conn_free(struct net_conn *c)
+{
+    if (c == NULL)
+        return;
+    bufferevent_free(c->bev); /* closes fd and frees SSL when TLS */
+    if (c->ssl == NULL)
+        close(c->fd);
+    emu_free(c);
+}
+
+void
+net_conn_reset(struct net_conn *c)
+{
+    struct linger lg = {1, 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    net_conn_free(c);
+}
+
+void
+net_conn_set_timeout(struct net_conn *c, unsigned seconds)
+{
+    struct timeval tv = {(time_t)seconds, 0};
+    bufferevent_set_timeouts(c->bev, seconds ? &tv : NULL, NULL);
+}
+
+void
+net_conn_read_enable(struct net_conn *c, bool on)
+{
+    if (on)
+        bufferevent_enable(c->bev, EV_READ);
+    else
+        bufferevent_disable(c->bev, EV_READ);
+}
+
+int
+net_conn_write(struct net_conn *c, const void *p, size_t len)
+{
+    return bufferevent_write(c->bev, p, len);
+}
+
+size_t
+net_conn_out_len(struct net_conn *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+size_t
+net_conn_in_len(struct net_conn *c)
+{
+    return evbuffer_get_length(bufferevent_get_input(c->bev));
+}
+
+long
+net_conn_find_lf(struct net_conn *c, size_t max)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer_iovec v[8];
+    size_t off = 0;
+    struct evbuffer_ptr start;
+    evbuffer_ptr_set(in, &start, 0, EVBUFFER_PTR_SET);
+    /* Usually the first chunk holds the whole line. */
+    for (;;) {
+        int got = evbuffer_peek(in, -1, off ? &start : NULL, v, 8);
+        if (got <= 0)
+            return -1;
+        int use = got < 8 ? got : 8;
+        for (int i = 0; i < use; i++) {
+            size_t n = v[i].iov_len;
+            if (off + n > max)
+                n = max - off;
+            const char *lf = memchr(v[i].iov_base, '\n', n);
+            if (lf)
+                return (long)(off + (size_t)(lf - (const char *)v[i].iov_base));
+            off += n;
+            if (off >= max)
+                return -1;
+        }
+        if (got <= 8)
+            return -1;
+        if (evbuffer_ptr_set(in, &start, off, EVBUFFER_PTR_SET) < 0)
+            return -1;
+    }
+}
+
+const char *
+net_conn_pullup(struct net_conn *c, size_t n)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    if (evbuffer_get_length(in) < n)
+        return NULL;
+    return (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+}
+
+int
+net_conn_peek(struct net_conn *c, struct iovec *v, int max)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer_iovec ev[16];
+    if (max > 16)
+        max = 16;
+    int got = evbuffer_peek(in, -1, NULL, ev, max);
+    if (got > max)
+        got = max;
+    for (int i = 0; i < got; i++) {
+        v[i].iov_base = ev[i].iov_base;
+        v[i].iov_len = ev[i].iov_len;
+    }
+    return got < 0 ? 0 : got;
+}
+
+void
+net_conn_drain(struct net_conn *c, size_t n)
+{
+    evbuffer_drain(bufferevent_get_input(c->bev), n);
+}
+
+int
+net_conn_start_tls(struct net_conn *c, struct net_tls *tls, size_t *discarded)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    *discarded = evbuffer_get_length(in);
+    SSL *ssl;
+    struct bufferevent *bev = tls_bev(c->net, c->fd, tls, &ssl);
+    if (bev == NULL)
+        return -1;
+    /* The plain bufferevent does not own the fd (no CLOSE_ON_FREE). */
+    bufferevent_free(c->bev);
+    c->bev = bev;
+    c->ssl = ssl;
+    conn_setup(c);
+    return 0;
+}
+
+bool
+net_conn_is_tls(const struct net_conn *c)
+{
+    return c->ssl != NULL;
+}
+
+int
+net_conn_tls_info(struct net_conn *c, struct net_tls_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (c->ssl == NULL)
+        return -1;
+    net_tls_describe(c->ssl, out);
+    return 0;
+}
+
+const char *
+net_conn_tls_error(struct net_conn *c, char *buf, size_t cap)
+{
+    unsigned long e = bufferevent_get_openssl_error(c->bev);
+    if (e == 0) {
+        str_copy(buf, cap, "connection closed during handshake");
+        return buf;
+    }
+    ERR_error_string_n(e, buf, cap);
+    return buf;
+}
+
+int
+net_conn_local(struct net_conn *c, struct ip_addr *addr, uint16_t *port)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(c->fd, (struct sockaddr *)&ss, &sl) < 0)
+        return -1;
+    char tmp[IP_STR_MAX];
+    net_sockaddr_format((struct sockaddr *)&ss, tmp, sizeof(tmp), port);
+    return ip_parse(tmp, strlen(tmp), addr);
+}
+
+/* ---- timers ---- */
+
+static void
+on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct net_timer *t = arg;
+    t->fn(t->arg);
+}
+
+struct net_timer *
+net_timer_new(struct net *n, net_timer_fn *fn, void *arg)
+{
+    struct net_timer *t = emu_calloc(1, sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    t->fn = fn;
+    t->arg = arg;
+    t->ev = evtimer_new(n->base, on_timer, t);
+    if (t->ev == NULL) {
+        emu_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void
+net_timer_start(struct net_timer *t, double seconds)
+{
+    if (seconds < 0)
+        seconds = 0;
+    struct timeval tv;
+    tv.tv_sec = (time_t)seconds;
+    tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+    evtimer_add(t->ev, &tv);
+}
+
+void
+net_timer_stop(struct net_timer *t)
+{
+    evtimer_del(t->ev);
+}
+
+bool
+net_timer_pending(const struct net_timer *t)
+{
+    return evtimer_pending(t->ev, NULL) != 0;
+}
+
+void
+net_timer_free(struct net_timer *t)
+{
+    if (t == NULL)
+        return;
+    event_free(t->ev);
+    emu_free(t);
+}

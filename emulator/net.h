@@ -1,0 +1,141 @@
+/*
+ * net: the only module that talks to libevent and to OpenSSL's plumbing.
+ * It owns event loops, listeners, connections (plain or TLS bufferevents),
+ * timers and signals, and reports to its users through the small event set
+ * below, the way OpenSMTPD's ioev.h does. The session layer reads and writes
+ * through the net_conn_* calls and never sees an event2 type. The HTTP side
+ * of the control API is in net_http.c, the TLS context in net_tls.c.
+ */
+#ifndef EMU_NET_H
+#define EMU_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "cidr.h"
+
+struct net;
+struct net_conn;
+struct net_listener;
+struct net_timer;
+struct net_tls;
+
+enum net_event {
+    NET_EV_READ,      /* new bytes in the input buffer */
+    NET_EV_DRAINED,   /* everything written has left our buffers */
+    NET_EV_TLS_READY, /* the TLS handshake finished */
+    NET_EV_TIMEOUT,   /* no input for the idle timeout */
+    NET_EV_EOF,       /* the peer closed its sending side */
+    NET_EV_ERROR,     /* socket or TLS failure: only freeing is left */
+};
+
+const char *net_event_name(enum net_event ev);
+
+/* Called for each event; the callee may free the connection. */
+typedef void net_conn_fn(struct net_conn *c, enum net_event ev, void *arg);
+/* A new connection: the callee owns `fd` (net_conn_new or close). */
+typedef void net_accept_fn(struct net_listener *l, int fd,
+                           const struct sockaddr *sa, socklen_t salen,
+                           void *arg);
+typedef void net_timer_fn(void *arg);
+typedef void net_signal_fn(int sig, void *arg);
+
+/* --- event loop (one per worker thread) --- */
+struct net *net_new(void);
+void net_free(struct net *n);
+/* Run until net_break(); 0 or -1. */
+int net_run(struct net *n);
+void net_break(struct net *n);
+/* Wall-clock seconds, cached per loop iteration (cheap). */
+double net_now(struct net *n);
+int net_on_signal(struct net *n, int sig, net_signal_fn *fn, void *arg);
+
+/* --- listeners --- */
+/* Bind and listen; on failure returns NULL with one line in `err`. With
+ * `reuseport`, several workers may bind the same address. */
+struct net_listener *net_listen(struct net *n, const char *host, uint16_t port,
+                                bool reuseport, net_accept_fn *fn, void *arg,
+                                char *err, size_t errlen);
+/* The same socket served by another loop (workers). */
+struct net_listener *net_listen_fd_dup(struct net *n,
+                                       const struct net_listener *l,
+                                       net_accept_fn *fn, void *arg);
+uint16_t net_listener_port(const struct net_listener *l);
+/* net_listener_free() also frees the callback argument (emu_free). */
+void net_listener_set_owned_arg(struct net_listener *l);
+void net_listener_free(struct net_listener *l);
+
+/* --- connections --- */
+/* Take `fd`; with `tls` the handshake (implicit TLS) starts at once and
+ * NET_EV_TLS_READY follows. NULL on failure (fd closed). */
+struct net_conn *net_conn_new(struct net *n, int fd, struct net_tls *tls,
+                              net_conn_fn *fn, void *arg);
+/* Close at once (FIN) and free; pending output is dropped. */
+void net_conn_free(struct net_conn *c);
+/* Abort with RST (SO_LINGER 0) and free. */
+void net_conn_reset(struct net_conn *c);
+void net_conn_set_timeout(struct net_conn *c, unsigned seconds);
+/* Stop or restart delivery of NET_EV_READ (a delayed reply, a hang). */
+void net_conn_read_enable(struct net_conn *c, bool on);
+
+int net_conn_write(struct net_conn *c, const void *p, size_t len);
+size_t net_conn_out_len(struct net_conn *c);
+size_t net_conn_in_len(struct net_conn *c);
+/* Offset of the first '\n' within the first `max` input bytes, or -1. */
+long net_conn_find_lf(struct net_conn *c, size_t max);
+/* Make the first `n` input bytes contiguous; borrowed until the next
+ * call on `c`. NULL when fewer bytes are buffered. */
+const char *net_conn_pullup(struct net_conn *c, size_t n);
+/* Up to `max` contiguous regions covering the start of the input. */
+int net_conn_peek(struct net_conn *c, struct iovec *v, int max);
+void net_conn_drain(struct net_conn *c, size_t n);
+
+/* Replace the plain transport with TLS (STARTTLS, RFC 3207). Any input not
+ * yet read is discarded first; the count is returned in *discarded so the
+ * caller can log the injection attempt. 0 or -1. */
+int net_conn_start_tls(struct net_conn *c, struct net_tls *tls,
+                       size_t *discarded);
+bool net_conn_is_tls(const struct net_conn *c);
+
+struct net_tls_info {
+    char version[16];
+    char cipher[64];
+    bool client_cert; /* the client presented a certificate */
+    bool verified;    /* ... and it verified against --tls-ca */
+    char verify_error[96];
+    char subject[256];
+    char issuer[256];
+    char sans[512]; /* "DNS:a.example,IP:192.0.2.1", comma-separated */
+    char not_after[32];
+};
+/* Fill `out` after NET_EV_TLS_READY; -1 when the conn is not TLS. */
+int net_conn_tls_info(struct net_conn *c, struct net_tls_info *out);
+/* Last TLS error text for logs (handshake failures). */
+const char *net_conn_tls_error(struct net_conn *c, char *buf, size_t cap);
+
+/* Local port of a connection (for logs and PROXY). */
+int net_conn_local(struct net_conn *c, struct ip_addr *addr, uint16_t *port);
+
+/* --- timers --- */
+struct net_timer *net_timer_new(struct net *n, net_timer_fn *fn, void *arg);
+void net_timer_start(struct net_timer *t, double seconds);
+void net_timer_stop(struct net_timer *t);
+bool net_timer_pending(const struct net_timer *t);
+void net_timer_free(struct net_timer *t);
+
+/* --- TLS context (net_tls.c) --- */
+/* Load a certificate chain, key and optional CA for client certificates.
+ * NULL with one line in `err` when a file is unreadable or the key does not
+ * match the certificate. */
+struct net_tls *net_tls_new(const char *cert, const char *key, const char *ca,
+                            char *err, size_t errlen);
+void net_tls_free(struct net_tls *t);
+
+/* Address of a sockaddr as text and port. */
+void net_sockaddr_format(const struct sockaddr *sa, char *host, size_t cap,
+                         uint16_t *port);
+
+#endif

@@ -1,0 +1,104 @@
+/*
+ * store: the capped, thread-safe in-memory record of what clients did:
+ * captured messages (with their envelope) and session records (facts,
+ * outcome and a byte-exact transcript). Sessions write to it as they go; the
+ * control API reads it and never touches a live session. Oldest entries are
+ * dropped past the caps. Writing the optional Maildir copy is spool.c's job.
+ */
+#ifndef EMU_STORE_H
+#define EMU_STORE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cidr.h"
+#include "util.h"
+
+struct store_msg {
+    char id[24]; /* queue ID, as in "queued as ID" */
+    uint64_t session_id;
+    double time;
+    char *mail_from;   /* "" for the null sender */
+    char *mail_params; /* the MAIL FROM parameters as sent */
+    char **rcpts;
+    size_t n_rcpts;
+    char *data; /* message bytes as the client meant them */
+    size_t size;
+    char client_ip[IP_STR_MAX];
+    char *helo;
+    char *auth_user; /* NULL when not authenticated */
+    bool tls;
+    struct store_msg *newer, *older;
+};
+
+enum transcript_dir { TR_CLIENT = 'C', TR_SERVER = 'S', TR_NOTE = '#' };
+
+/* A session as the API shows it. Fields are written by the owning session
+ * under the store lock (store_session_update) and read by the API. */
+struct store_session {
+    uint64_t id;
+    char client_ip[IP_STR_MAX]; /* as simulated (XCLIENT, PROXY) */
+    uint16_t client_port;
+    char peer_ip[IP_STR_MAX]; /* the real TCP peer */
+    uint16_t peer_port;
+    char listener[IP_STR_MAX + 8];
+    char *scenario;
+    char *helo;
+    double start, end; /* end is 0 while live */
+    bool tls;
+    char tls_version[16], tls_cipher[64];
+    bool client_cert, cert_verified;
+    char *cert_subject, *cert_issuer, *cert_sans, *cert_error;
+    char *auth_mech, *auth_user;
+    /* Outcome (see smtp_session.c for the list). */
+    char outcome[24];
+    int outcome_code;
+    char outcome_stage[16];
+    unsigned messages;
+    /* Transcript: records of [double time][char dir][u32 len][bytes]. */
+    struct buf transcript;
+    bool transcript_truncated;
+    struct store_session *newer, *older;
+};
+
+struct store {
+    pthread_mutex_t mu;
+    pthread_cond_t changed; /* signalled when a message arrives */
+    struct store_msg *msg_newest, *msg_oldest;
+    size_t n_msgs;
+    uint64_t msg_bytes;
+    unsigned max_messages;
+    uint64_t max_bytes;
+    struct store_session *sess_newest, *sess_oldest;
+    size_t n_sessions;
+    unsigned max_sessions;
+    size_t transcript_max;
+    uint64_t msg_generation;
+};
+
+int store_init(struct store *st, unsigned max_messages, uint64_t max_bytes,
+               unsigned max_sessions, size_t transcript_max);
+void store_cleanup(struct store *st);
+
+/* Take ownership of `m` and keep it (evicting the oldest past the caps).
+ * A message bigger than the byte cap is still kept alone. */
+void store_put_message(struct store *st, struct store_msg *m);
+void store_msg_free(struct store_msg *m);
+
+/* Session records. store_session_new returns a record owned by the store
+ * and registered as live; the session keeps the pointer until
+ * store_session_end(). Records of ended sessions may then be dropped. */
+struct store_session *store_session_new(struct store *st, uint64_t id);
+void store_session_end(struct store *st, struct store_session *r, double end);
+/* Append one transcript record (locks). */
+void store_transcript_add(struct store *st, struct store_session *r, double t,
+                          enum transcript_dir dir, const char *p, size_t len);
+/* Replace a string field of a record under the lock (owned copy). */
+void store_session_set(struct store *st, char **field, const char *val);
+
+void store_lock(struct store *st);
+void store_unlock(struct store *st);
+
+#endif

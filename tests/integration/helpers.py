@@ -1,0 +1,243 @@
+"""Test harness: start the real smtp-emulator binary on port 0, talk to it
+with real clients, and check that it is still alive and exits cleanly.
+
+EMU_BIN selects the binary (build/smtp-emulator by default). Under EMU_ASAN=1
+the sanitizer output in the log fails the test."""
+
+import os
+import re
+import select
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import unittest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("EMU_BIN", os.path.join(ROOT, "build", "smtp-emulator"))
+CERTS = os.path.join(ROOT, "certs")
+HOST = "mx.test"
+
+SANITIZER_PATTERNS = [
+    "ERROR: AddressSanitizer",
+    "ERROR: LeakSanitizer",
+    "runtime error:",
+    "SUMMARY: UndefinedBehaviorSanitizer",
+]
+
+
+class Emulator:
+    """One emulator process. Use as a context manager."""
+
+    def __init__(self, *args, hostname=HOST, default_listen=True, env=None,
+                 timeout=15):
+        self.args = list(args)
+        if hostname:
+            self.args = ["--hostname", hostname] + self.args
+        if default_listen and not any(
+                a.startswith(("--listen", "--proxy-protocol"))
+                for a in self.args):
+            self.args = ["--listen", "127.0.0.1:0"] + self.args
+        self.env = dict(os.environ)
+        self.env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        if env:
+            self.env.update(env)
+        self.timeout = timeout
+        self.proc = None
+        self.listeners = []  # (kind, host, port)
+        self.logfile = tempfile.NamedTemporaryFile(
+            prefix="emu-log-", suffix=".txt", delete=False)
+
+    # -- lifecycle --
+    def expected_lines(self):
+        n = 0
+        for a in self.args:
+            if a.split("=")[0] in ("--listen", "--listen-tls",
+                                   "--proxy-protocol", "--api"):
+                n += 1
+        return n
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [BIN] + self.args, stdout=subprocess.PIPE, stderr=self.logfile,
+            env=self.env)
+        want = self.expected_lines()
+        deadline = time.time() + self.timeout
+        buf = b""
+        while len(self.listeners) < want:
+            left = deadline - time.time()
+            if left <= 0:
+                raise AssertionError("emulator did not announce its "
+                                     "listeners; log:\n" + self.log())
+            r, _, _ = select.select([self.proc.stdout], [], [], left)
+            if not r:
+                continue
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+            if not chunk:
+                raise AssertionError(
+                    "emulator exited (rc=%s) before listening; log:\n%s"
+                    % (self.proc.wait(), self.log()))
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                m = re.match(r"listening (\w+) \[?([^\]]+?)\]?:(\d+)$",
+                             line.decode())
+                if m:
+                    self.listeners.append(
+                        (m.group(1), m.group(2), int(m.group(3))))
+        return self
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        self.stop(check=exc_type is None)
+        return False
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, check=True):
+        if self.proc is None:
+            return None
+        was_alive = self.alive()
+        if was_alive:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+            if check:
+                raise AssertionError("emulator did not stop on SIGTERM")
+        self.proc.stdout.close()
+        self.logfile.close()
+        log = self.log()
+        self.proc = None
+        if check:
+            if not was_alive:
+                raise AssertionError("emulator died during the test "
+                                     "(rc=%s); log:\n%s" % (rc, log))
+            if rc != 0:
+                raise AssertionError("exit status %s after SIGTERM; log:\n%s"
+                                     % (rc, log[-4000:]))
+            for pat in SANITIZER_PATTERNS:
+                if pat in log:
+                    raise AssertionError("sanitizer report:\n" + log[-8000:])
+        os.unlink(self.logfile.name)
+        return rc
+
+    def log(self):
+        with open(self.logfile.name, "r", errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, pattern, timeout=5):
+        """Wait until the log (flushed every 100 ms) matches `pattern`."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            m = re.search(pattern, self.log())
+            if m:
+                return m
+            time.sleep(0.05)
+        raise AssertionError("log never matched %r; log:\n%s"
+                             % (pattern, self.log()[-4000:]))
+
+    # -- addresses --
+    def port(self, kind="smtp", index=0):
+        return [p for k, h, p in self.listeners if k == kind][index]
+
+    def addr(self, kind="smtp", index=0):
+        return ("127.0.0.1", self.port(kind, index))
+
+
+def client_ctx(cert=None, key=None, verify=True):
+    ctx = ssl.create_default_context(cafile=os.path.join(CERTS, "ca.pem"))
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if cert:
+        ctx.load_cert_chain(os.path.join(CERTS, cert),
+                            os.path.join(CERTS, key or
+                                         cert.replace(".pem", ".key")))
+    return ctx
+
+
+class Raw:
+    """A raw SMTP client: send bytes, read whole replies."""
+
+    def __init__(self, addr, timeout=10, tls_ctx=None):
+        self.sock = socket.create_connection(addr, timeout=timeout)
+        if tls_ctx:
+            self.sock = tls_ctx.wrap_socket(self.sock,
+                                            server_hostname="localhost")
+        self.buf = b""
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def cmd(self, line):
+        self.send(line + "\r\n")
+        return self.reply()
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed; pending %r" % self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def reply(self):
+        """One complete reply as a list of lines (multi-line joined)."""
+        lines = [self.line()]
+        while len(lines[-1]) > 3 and lines[-1][3] == "-":
+            lines.append(self.line())
+        return lines
+
+    def reply1(self):
+        r = self.reply()
+        assert len(r) == 1, r
+        return r[0]
+
+    def starttls(self, ctx):
+        self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
+
+    def closed(self, timeout=5):
+        """True when the server closes the connection (EOF or RST) within
+        `timeout`; bytes that arrive first are kept in self.buf."""
+        deadline = time.time() + timeout
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                return False
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                return False
+            except (ConnectionResetError, ssl.SSLError, OSError):
+                return True
+            if not data:
+                return True
+            self.buf += data
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def run(cmd, timeout=30, input=None):
+    """Run a client program; returns CompletedProcess with text output."""
+    return subprocess.run(cmd, capture_output=True, text=True,
+                          timeout=timeout, input=input)
+
+
+class TestCase(unittest.TestCase):
+    maxDiff = None
