@@ -17,7 +17,7 @@ ifeq ($(WERROR),1)
 BASEFLAGS += -Werror
 endif
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 # V=1 shows every compiler command.
 Q         := $(if $(filter 1,$(V)),,@)
 ASAN      := -fsanitize=address,undefined -fno-sanitize-recover=all \

@@ -166,6 +166,10 @@ fail(struct parse_ctx *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(p->err, p->errlen, fmt, ap);
     va_end(ap);
+    /* One line, whatever the echoed value holds. */
+    for (size_t i = 0; i < p->errlen && p->err[i]; i++)
+        if ((unsigned char)p->err[i] < 0x20 || p->err[i] == 0x7f)
+            p->err[i] = '?';
     return -1;
 }
 

@@ -27,6 +27,26 @@ decide_kind_name(enum decide_kind k)
     return "?";
 }
 
+const char *
+decide_then_name(enum decide_then t)
+{
+    switch (t) {
+    case THEN_NONE:
+        return "none";
+    case THEN_CLOSE:
+        return "close";
+    case THEN_RESET:
+        return "reset";
+    case THEN_HANG:
+        return "hang";
+    case THEN_CLOSE_ON_INPUT:
+        return "close_on_input";
+    case THEN_RESET_ON_INPUT:
+        return "reset_on_input";
+    }
+    return "?";
+}
+
 void
 decision_init(struct decision *d)
 {

@@ -25,13 +25,32 @@ enum decide_kind {
 
 const char *decide_kind_name(enum decide_kind k);
 
+/* What happens after a REPLY or PARTIAL has been sent, and what happens
+ * when a DATA body reaches `cut_bytes`. */
+enum decide_then {
+    THEN_NONE,
+    THEN_CLOSE,          /* FIN once the bytes have left */
+    THEN_RESET,          /* RST once the bytes have left */
+    THEN_HANG,           /* stop answering, keep the socket */
+    THEN_CLOSE_ON_INPUT, /* wait for the client's next bytes, then FIN
+                            (e.g. its TLS ClientHello: a broken handshake) */
+    THEN_RESET_ON_INPUT, /* the same with RST */
+};
+
+const char *decide_then_name(enum decide_then t);
+
 struct decision {
     enum decide_kind kind;
     /* Formatted reply text (lines separated by '\n', no CRLF) for REPLY and
      * REPLY_CLOSE; raw bytes for PARTIAL. Owned by the decision. */
     struct buf reply;
     uint32_t delay_ms; /* wait this long before acting (a timer) */
-    uint32_t hang_ms;  /* HANG only: 0 means the session's own default */
+    uint32_t hang_ms;  /* HANG: 0 means the default (600 s) */
+    enum decide_then then;
+    /* DATA/BDAT stage only: after this many body bytes (0: never), do
+     * `cut_then` instead of reading the rest. */
+    uint64_t cut_bytes;
+    enum decide_then cut_then;
 };
 
 void decision_init(struct decision *d);

@@ -54,6 +54,7 @@ struct emu {
     atomic_uint active_sessions;
     atomic_bool stopping;
     atomic_uint_fast64_t spool_seq;
+    _Atomic double clock_offset; /* scenario clock minus real time */
 
     struct scenario_set *scenarios; /* issue 4: loaded scenario sources */
     struct kv *kv;                  /* scenario state shared by sessions */

@@ -16,11 +16,13 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "emu.h"
 #include "healthcheck.h"
+#include "kv.h"
 #include "log.h"
 #include "net.h"
 #include "scenario.h"
@@ -37,6 +39,8 @@
 
 /* Transcripts are capped per session so a flood cannot exhaust memory. */
 #define TRANSCRIPT_MAX (1024 * 1024)
+/* Scenario state entries (greylisting triplets, counters). */
+#define KV_MAX_ENTRIES 1000000
 
 static int die(int status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -234,6 +238,12 @@ main(int argc, char **argv)
         snprintf(e.banner, sizeof(e.banner), "%s ESMTP smtp-emulator",
                  e.hostname);
     find_base_dir(e.base_dir, sizeof(e.base_dir));
+    if (!cfg.seed_set) {
+        /* Random unless --seed asks for a replayable run. */
+        cfg.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20) ^
+                   (uint64_t)(uintptr_t)&e;
+    }
+    atomic_store(&e.clock_offset, cfg.clock_offset);
 
     if (cfg.action != CONFIG_RUN) {
         status = scenario_cli(&e, &cfg, err, sizeof(err));
@@ -260,9 +270,15 @@ main(int argc, char **argv)
         status = die(2, "%s", err);
         goto out_store;
     }
+    static struct kv kv;
+    if (kv_init(&kv, KV_MAX_ENTRIES) < 0) {
+        status = die(1, "out of memory");
+        goto out_store;
+    }
+    e.kv = &kv;
     if (scenario_setup(&e, &cfg, err, sizeof(err)) < 0) {
         status = die(2, "%s", err);
-        goto out_store;
+        goto out_server;
     }
     raise_fd_limit(&e);
     int rc = server_start(&e, err, sizeof(err));
@@ -283,6 +299,8 @@ main(int argc, char **argv)
 out_server:
     server_cleanup(&e);
     scenario_teardown(&e);
+    if (e.kv)
+        kv_cleanup(e.kv);
 out_store:
     store_cleanup(&e.store);
 out:

@@ -67,12 +67,14 @@ parse_v1(const unsigned char *buf, size_t len, struct proxy_info *out)
 {
     size_t scan = len < PROXY_V1_MAX ? len : PROXY_V1_MAX;
     const unsigned char *cr = NULL;
-    for (size_t i = 0; i + 1 < scan; i++) {
-        if (buf[i] == '\r' && buf[i + 1] == '\n') {
+    for (size_t i = 0; i < scan; i++) {
+        if (buf[i] == '\r' && i + 1 < scan && buf[i + 1] == '\n') {
             cr = buf + i;
             break;
         }
-        if (buf[i] == '\n' || buf[i] == '\r' || buf[i] == '\0')
+        /* A final CR may still get its LF; a bare LF or NUL never fits. */
+        if (buf[i] == '\n' || buf[i] == '\0' ||
+            (buf[i] == '\r' && i + 1 < scan))
             return PROXY_INVALID;
     }
     if (cr == NULL)
@@ -109,7 +111,8 @@ parse_v1(const unsigned char *buf, size_t len, struct proxy_info *out)
         return PROXY_INVALID;
     /* The family must match the literal (a mapped v6 folds to 4). */
     bool v6lit = memchr(s + a0, ':', (size_t)al) != NULL;
-    if ((fam == 4) == v6lit)
+    bool v6dst = memchr(s + b0, ':', (size_t)bl) != NULL;
+    if ((fam == 4) == v6lit || v6lit != v6dst)
         return PROXY_INVALID;
     if (parse_port(s + c0, (size_t)cl, &out->src_port) < 0 ||
         parse_port(s + d0, (size_t)dl, &out->dst_port) < 0)

@@ -102,6 +102,8 @@ reply_build(struct buf *out, int code, const char *esc, const char *lines,
         return -1;
     if (esc_len && !reply_esc_valid(esc, esc_len))
         return -1;
+    if (len > 0 && lines[len - 1] == '\n')
+        len--; /* a trailing newline is not an extra empty line */
     do {
         const char *nl = memchr(lines + i, '\n', len - i);
         size_t end = nl ? (size_t)(nl - lines) : len;

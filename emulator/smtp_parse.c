@@ -128,15 +128,16 @@ smtp_parse_command(const char *line, size_t len, struct smtp_command *out)
             break;
         }
     }
-    /* A header line sent as a command ("Subject: hi") also marks a client
-     * that is not speaking SMTP; Postfix treats it like GET. */
-    if (out->verb == SMTP_VERB_UNKNOWN && out->verb_len > 1 &&
-        out->verb_str[out->verb_len - 1] == ':') {
-        bool header = true;
-        for (size_t k = 0; k + 1 < out->verb_len; k++) {
-            char c = out->verb_str[k];
-            if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                  (c >= '0' && c <= '9') || c == '-'))
+    /* A header line sent as a command ("Subject: hi", "Subject:hi") marks
+     * a client that is not speaking SMTP; Postfix's is_header() treats it
+     * like GET. */
+    if (out->verb == SMTP_VERB_UNKNOWN) {
+        const char *colon = memchr(out->verb_str, ':', out->verb_len);
+        bool header = colon != NULL && colon > out->verb_str;
+        for (const char *p = out->verb_str; header && p < colon; p++) {
+            /* RFC 5322 ftext: printable US-ASCII except ':'. */
+            unsigned char c = (unsigned char)*p;
+            if (c < 33 || c > 126)
                 header = false;
         }
         if (header)
@@ -449,6 +450,8 @@ smtp_xtext_decode(const char *s, size_t len, char *out, size_t cap)
             if (h < 0 || l < 0)
                 return -1;
             c = (unsigned char)(h * 16 + l);
+            if (c == 0) /* would cut the NUL-terminated result short */
+                return -1;
             i += 2;
         } else if (c < '!' || c > '~' || c == '=') {
             return -1;

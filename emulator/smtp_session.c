@@ -40,10 +40,12 @@
 #define SF_SMTPUTF8 0x0200          /* MAIL FROM had SMTPUTF8 */
 #define SF_REJECT_ALL 0x0400        /* greeting was a 5xx: refuse all */
 #define SF_AUTHED 0x0800
-#define SF_BDAT_ERROR                                                          \
-    0x1000                    /* a chunk was refused: discard the rest         \
-                                 until BDAT LAST or RSET */
-#define SF_ERR_DELAYED 0x2000 /* this command already waited */
+/* A chunk was refused: discard the rest until BDAT LAST or RSET. */
+#define SF_BDAT_ERROR 0x1000
+#define SF_ERR_DELAYED 0x2000       /* this command already waited */
+#define SF_RESET_AFTER_REPLY 0x4000 /* RST once the output drains */
+#define SF_ABORT_ON_INPUT 0x8000    /* hung: close when the client speaks */
+#define SF_ABORT_RST 0x10000        /* ... with RST instead of FIN */
 
 /* Line buffers above this size are released after use, so an idle session
  * costs a few hundred bytes whatever its history. */
@@ -90,6 +92,10 @@ struct smtp_session {
     uint64_t bdat_remaining;
     uint64_t bdat_chunk; /* size of the chunk being read */
     uint64_t body_logged;
+    uint64_t body_raw;  /* body bytes read for this message */
+    uint64_t cut_bytes; /* the scenario's cut point, 0: none */
+    enum decide_then cut_then;
+    uint32_t cut_hang_ms;
 
     /* The command being handled. */
     struct buf line;
@@ -347,7 +353,11 @@ reply_error_limit(struct smtp_session *s)
     s->flags |= SF_CLOSE_AFTER_REPLY;
 }
 
-/* Send the reply carried by a decision (REPLY, REPLY_CLOSE). */
+static void apply_then(struct smtp_session *s, enum decide_then t,
+                       uint32_t hang_ms);
+
+/* Send the reply carried by a decision (REPLY, REPLY_CLOSE), then do what
+ * it says should follow (close, reset, hang). */
 static int
 reply_decision(struct smtp_session *s, const struct decision *d)
 {
@@ -365,14 +375,18 @@ reply_decision(struct smtp_session *s, const struct decision *d)
         s->last_reject_code = code;
         s->last_reject_stage = s->cur_stage;
     }
-    if (d->kind == DECIDE_REPLY_CLOSE) {
-        s->flags |= SF_CLOSE_AFTER_REPLY;
-        if (s->outcome == OUTCOME_ACTIVE) {
-            s->outcome = code >= 400 ? OUTCOME_REJECTED : OUTCOME_CLOSED;
+    enum decide_then then = d->then;
+    if (d->kind == DECIDE_REPLY_CLOSE)
+        then = THEN_CLOSE;
+    if (then == THEN_NONE)
+        count_error(s, code);
+    else {
+        if (code >= 400 && s->outcome == OUTCOME_ACTIVE) {
+            /* A refusal that ends the session counts as a rejection. */
+            s->outcome = OUTCOME_REJECTED;
             s->outcome_stage = s->cur_stage;
         }
-    } else {
-        count_error(s, code);
+        apply_then(s, then, d->hang_ms);
     }
     return code;
 }
@@ -408,32 +422,47 @@ session_unlink(struct smtp_session *s)
     w->n_sessions--;
 }
 
-static void
-record_outcome(struct smtp_session *s)
+/* The final outcome: what the scenario or a timeout decided, else
+ * delivered / rejected (with the last refusal) / disconnected. */
+static enum outcome
+final_outcome(const struct smtp_session *s, int *code, enum smtp_stage *st)
 {
     enum outcome o = s->outcome;
-    enum smtp_stage st = s->outcome_stage;
-    int code = 0;
+    *st = s->outcome_stage;
+    *code = 0;
     if (o == OUTCOME_ACTIVE || o == OUTCOME_DISCONNECTED) {
         if (s->messages > 0) {
             o = OUTCOME_DELIVERED;
         } else if (s->last_reject_code >= 400) {
             o = OUTCOME_REJECTED;
-            st = s->last_reject_stage;
+            *st = s->last_reject_stage;
         } else {
             o = OUTCOME_DISCONNECTED;
         }
     }
     if (o == OUTCOME_REJECTED)
-        code = s->last_reject_code;
+        *code = s->last_reject_code;
+    return o;
+}
+
+static bool
+outcome_has_stage(enum outcome o)
+{
+    return o == OUTCOME_REJECTED || o == OUTCOME_CLOSED || o == OUTCOME_RESET ||
+           o == OUTCOME_HUNG;
+}
+
+static void
+record_outcome(struct smtp_session *s, enum outcome o, int code,
+               enum smtp_stage st)
+{
     metrics_inc(&s->emu->metrics.sessions_by_outcome[o]);
     if (s->rec == NULL)
         return;
     store_lock(&s->emu->store);
     str_copy(s->rec->outcome, sizeof(s->rec->outcome), outcome_name(o));
     s->rec->outcome_code = code;
-    if (o == OUTCOME_REJECTED || o == OUTCOME_CLOSED || o == OUTCOME_RESET ||
-        o == OUTCOME_HUNG)
+    if (outcome_has_stage(o))
         str_copy(s->rec->outcome_stage, sizeof(s->rec->outcome_stage),
                  stage_name(st));
     s->rec->messages = s->messages;
@@ -450,10 +479,18 @@ smtp_session_free(struct smtp_session *s, const char *reason)
         return;
     }
     reason = s->end_reason;
-    if (s->script)
-        script_session_end(s->w->script, s, s->script);
-    s->script = NULL;
-    record_outcome(s);
+    int code;
+    enum smtp_stage st;
+    enum outcome o = final_outcome(s, &code, &st);
+    if (s->script) {
+        s->busy++; /* the disconnect hook must not free us again */
+        s->cur_stage = STAGE_DISCONNECT;
+        script_session_end(s->script, outcome_name(o), code,
+                           outcome_has_stage(o) ? stage_name(st) : NULL);
+        s->script = NULL;
+        s->busy--;
+    }
+    record_outcome(s, o, code, st);
     if (log_on(s, LOG_LEVEL_INFO)) {
         char msgs[24];
         snprintf(msgs, sizeof(msgs), "%u", s->messages);
@@ -561,6 +598,91 @@ ensure_timer(struct smtp_session *s)
     return s->timer ? 0 : -1;
 }
 
+/* Stop answering: the socket stays open, input is read and thrown away
+ * (so a client that leaves is noticed) until the timer ends it. With
+ * `abort` the first input byte ends it instead (close, or RST). */
+static void
+enter_hang(struct smtp_session *s, uint32_t hang_ms, unsigned abort)
+{
+    s->outcome = OUTCOME_HUNG;
+    s->outcome_stage = s->cur_stage;
+    s->flags &= ~(SF_ABORT_ON_INPUT | SF_ABORT_RST);
+    s->flags |= abort;
+    if (abort) {
+        s->outcome = abort & SF_ABORT_RST ? OUTCOME_RESET : OUTCOME_CLOSED;
+        transcript(s, TR_NOTE, "scenario waits for input, then closes", 38);
+    } else {
+        transcript(s, TR_NOTE, "scenario stopped answering", 26);
+    }
+    set_state(s, SMTP_STATE_HANG);
+    if (s->conn) {
+        net_conn_set_timeout(s->conn, 0);
+        net_conn_read_enable(s->conn, true);
+    }
+    double secs = hang_ms ? hang_ms / 1000.0 : 600.0;
+    if (ensure_timer(s) == 0)
+        net_timer_start(s->timer, secs);
+}
+
+static void
+reset_now(struct smtp_session *s, const char *reason)
+{
+    s->outcome = OUTCOME_RESET;
+    s->outcome_stage = s->cur_stage;
+    if (s->conn) {
+        net_conn_reset(s->conn);
+        s->conn = NULL;
+    }
+    smtp_session_free(s, reason);
+}
+
+/* What happens once a scenario's reply (or partial reply) is written. */
+static void
+apply_then(struct smtp_session *s, enum decide_then t, uint32_t hang_ms)
+{
+    struct log_kv kv[] = {LOG_KV("stage", stage_name(s->cur_stage)),
+                          LOG_KV("then", decide_then_name(t))};
+    switch (t) {
+    case THEN_NONE:
+        return;
+    case THEN_CLOSE:
+        slog(s, LOG_LEVEL_INFO, "scenario-close", kv, 1);
+        transcript(s, TR_NOTE, "connection closed by scenario", 29);
+        if (s->outcome == OUTCOME_ACTIVE) {
+            s->outcome = OUTCOME_CLOSED;
+            s->outcome_stage = s->cur_stage;
+        }
+        if (s->conn)
+            net_conn_read_enable(s->conn, false);
+        session_end(s, OUTCOME_CLOSED, "closed by scenario");
+        return;
+    case THEN_RESET:
+        slog(s, LOG_LEVEL_INFO, "scenario-reset", kv, 1);
+        transcript(s, TR_NOTE, "connection reset by scenario", 28);
+        if (s->conn && net_conn_out_len(s->conn) > 0) {
+            /* Let the reply leave first; then abort (on_net DRAINED). */
+            s->outcome = OUTCOME_RESET;
+            s->outcome_stage = s->cur_stage;
+            s->flags |= SF_RESET_AFTER_REPLY;
+            net_conn_read_enable(s->conn, false);
+            return;
+        }
+        reset_now(s, "reset by scenario");
+        return;
+    case THEN_HANG:
+        slog(s, LOG_LEVEL_INFO, "scenario-hang", kv, 1);
+        enter_hang(s, hang_ms, 0);
+        return;
+    case THEN_CLOSE_ON_INPUT:
+    case THEN_RESET_ON_INPUT:
+        slog(s, LOG_LEVEL_INFO, "scenario-abort-on-input", kv, 2);
+        enter_hang(s, hang_ms,
+                   SF_ABORT_ON_INPUT |
+                       (t == THEN_RESET_ON_INPUT ? SF_ABORT_RST : 0));
+        return;
+    }
+}
+
 /* Carry out the kinds that end or freeze the conversation. Returns true
  * when the decision was one of them. */
 static bool
@@ -572,55 +694,52 @@ apply_terminal(struct smtp_session *s, struct decision *d)
     case DECIDE_REPLY_CLOSE:
         return false;
     case DECIDE_DROP:
-        slog(s, LOG_LEVEL_INFO, "scenario-close", NULL, 0);
-        transcript(s, TR_NOTE, "connection closed by scenario", 29);
-        if (s->conn)
-            net_conn_read_enable(s->conn, false);
-        session_end(s, OUTCOME_CLOSED, "closed by scenario");
+        apply_then(s, THEN_CLOSE, 0);
         return true;
     case DECIDE_RESET:
+        s->cur_stage = s->cur_stage;
         slog(s, LOG_LEVEL_INFO, "scenario-reset", NULL, 0);
         transcript(s, TR_NOTE, "connection reset by scenario", 28);
-        s->outcome = OUTCOME_RESET;
-        s->outcome_stage = s->cur_stage;
-        if (s->conn) {
-            net_conn_reset(s->conn);
-            s->conn = NULL;
-        }
-        smtp_session_free(s, "reset by scenario");
+        reset_now(s, "reset by scenario");
         return true;
-    case DECIDE_HANG: {
+    case DECIDE_HANG:
         slog(s, LOG_LEVEL_INFO, "scenario-hang", NULL, 0);
-        transcript(s, TR_NOTE, "scenario stopped answering", 26);
-        s->outcome = OUTCOME_HUNG;
-        s->outcome_stage = s->cur_stage;
-        set_state(s, SMTP_STATE_HANG);
-        /* Keep reading (and discarding) so a client that leaves is seen. */
-        if (s->conn) {
-            net_conn_set_timeout(s->conn, 0);
-            net_conn_read_enable(s->conn, true);
-        }
-        double secs = d->hang_ms ? d->hang_ms / 1000.0 : 600.0;
-        if (ensure_timer(s) == 0)
-            net_timer_start(s->timer, secs);
+        enter_hang(s, d->hang_ms, 0);
         return true;
-    }
     case DECIDE_PARTIAL:
         slog(s, LOG_LEVEL_INFO, "scenario-partial", NULL, 0);
         if (d->reply.len) {
             write_out(s, d->reply.data, d->reply.len);
             transcript(s, TR_SERVER, d->reply.data, d->reply.len);
         }
-        transcript(s, TR_NOTE, "connection closed by scenario", 29);
-        s->outcome = OUTCOME_CLOSED;
-        s->outcome_stage = s->cur_stage;
-        session_end(s, OUTCOME_CLOSED, "closed by scenario (partial reply)");
+        apply_then(s, d->then == THEN_NONE ? THEN_CLOSE : d->then, d->hang_ms);
         return true;
     }
     return false;
 }
 
-/* Ask the scenario, then continue with `fn` now or after the delay. */
+/* Continue with `fn` now, or after the decision's delay (a timer; input
+ * is paused meanwhile, other sessions go on). Takes over `d`. */
+static void
+decide_apply(struct smtp_session *s, struct decision *d, decided_fn *fn)
+{
+    if (d->delay_ms > 0 && ensure_timer(s) == 0) {
+        decision_cleanup(&s->pending);
+        s->pending = *d;
+        decision_init(d);
+        s->pending_fn = fn;
+        s->resume_state = s->state;
+        set_state(s, SMTP_STATE_WAIT);
+        if (s->conn)
+            net_conn_read_enable(s->conn, false);
+        net_timer_start(s->timer, s->pending.delay_ms / 1000.0);
+        return;
+    }
+    fn(s, d);
+    decision_cleanup(d);
+}
+
+/* Ask the scenario, then continue with `fn`. */
 static void
 decide(struct smtp_session *s, enum smtp_stage stage, decided_fn *fn)
 {
@@ -628,19 +747,8 @@ decide(struct smtp_session *s, enum smtp_stage stage, decided_fn *fn)
     decision_init(&d);
     s->cur_stage = stage;
     if (s->script)
-        script_decide(s->w->script, s, s->script, stage, &d);
-    if (d.delay_ms > 0 && ensure_timer(s) == 0) {
-        s->pending = d;
-        s->pending_fn = fn;
-        s->resume_state = s->state;
-        set_state(s, SMTP_STATE_WAIT);
-        if (s->conn)
-            net_conn_read_enable(s->conn, false);
-        net_timer_start(s->timer, d.delay_ms / 1000.0);
-        return;
-    }
-    fn(s, &d);
-    decision_cleanup(&d);
+        script_decide(s->script, stage, &d);
+    decide_apply(s, &d, fn);
 }
 
 /* ------------------------------------------------------------------ */
@@ -668,7 +776,7 @@ tx_reset(struct smtp_session *s)
     s->bdat_chunk = 0;
     s->body_logged = 0;
     if (s->script)
-        script_tx_reset(s->w->script, s, s->script);
+        script_tx_reset(s->script);
 }
 
 static bool
@@ -1148,8 +1256,10 @@ data_decided(struct smtp_session *s, struct decision *d)
     }
     buf_cleanup(&s->msg);
     data_reader_init(&s->dr, &s->msg, s->emu->cfg->max_message_size);
-    if (s->script)
-        script_body_start(s->w->script, s, s->script);
+    s->body_raw = 0;
+    s->cut_bytes = d->cut_bytes;
+    s->cut_then = d->cut_then;
+    s->cut_hang_ms = d->hang_ms;
     set_state(s, SMTP_STATE_DATA);
     if (code > 0)
         reply_decision(s, d);
@@ -1292,6 +1402,34 @@ note_body(struct smtp_session *s, const char *p, size_t n)
     }
 }
 
+/* How many more body bytes may be read before the scenario's cut. */
+static size_t
+body_allowance(const struct smtp_session *s, size_t want)
+{
+    if (s->cut_bytes == 0)
+        return want;
+    uint64_t left = s->cut_bytes > s->body_raw ? s->cut_bytes - s->body_raw : 0;
+    return want < left ? want : (size_t)left;
+}
+
+/* The body reached the scenario's cut: end the conversation as asked. */
+static bool
+body_cut_due(struct smtp_session *s)
+{
+    if (s->cut_bytes == 0 || s->body_raw < s->cut_bytes)
+        return false;
+    s->cut_bytes = 0;
+    s->cur_stage = STAGE_DATA;
+    char n[64];
+    snprintf(n, sizeof(n), "%llu", (unsigned long long)s->body_raw);
+    struct log_kv kv[] = {LOG_KV("after_bytes", n),
+                          LOG_KV("then", decide_then_name(s->cut_then))};
+    slog(s, LOG_LEVEL_INFO, "scenario-cut", kv, 2);
+    tx_reset(s);
+    apply_then(s, s->cut_then, s->cut_hang_ms);
+    return true;
+}
+
 /* Feed buffered input to the DATA reader. Returns true when progress was
  * made and the caller should look at the input again. */
 static bool
@@ -1303,37 +1441,17 @@ read_data(struct smtp_session *s)
         return false;
     size_t used_total = 0;
     for (int i = 0; i < n && !data_reader_done(&s->dr); i++) {
-        size_t len = v[i].iov_len;
-        if (s->script) {
-            /* A scenario may cut the session after N body bytes. */
-            uint64_t limit = script_body_limit(s->script);
-            if (limit != UINT64_MAX) {
-                uint64_t seen = s->dr.size;
-                if (seen >= limit) {
-                    len = 0;
-                } else if (len > limit - seen) {
-                    len = (size_t)(limit - seen);
-                }
-            }
-        }
+        size_t len = body_allowance(s, v[i].iov_len);
         size_t used = data_reader_feed(&s->dr, v[i].iov_base, len);
         note_body(s, v[i].iov_base, used);
         used_total += used;
+        s->body_raw += used;
         if (used < v[i].iov_len)
             break;
     }
     net_conn_drain(s->conn, used_total);
-    if (s->script && !data_reader_done(&s->dr) &&
-        s->dr.size >= script_body_limit(s->script)) {
-        struct decision d;
-        decision_init(&d);
-        script_body_cut(s->w->script, s, s->script, &d);
-        s->cur_stage = STAGE_DATA;
-        if (!apply_terminal(s, &d))
-            session_end(s, OUTCOME_CLOSED, "closed by scenario");
-        decision_cleanup(&d);
+    if (!data_reader_done(&s->dr) && body_cut_due(s))
         return false;
-    }
     if (data_reader_done(&s->dr)) {
         note_client_line(s, ".", 1);
         message_complete(s, s->dr.overflow, s->dr.nomem);
@@ -1411,8 +1529,10 @@ bdat_decided(struct smtp_session *s, struct decision *d)
         return;
     }
     s->flags |= SF_BDAT;
-    if (s->script)
-        script_body_start(s->w->script, s, s->script);
+    s->body_raw = 0;
+    s->cut_bytes = d->cut_bytes;
+    s->cut_then = d->cut_then;
+    s->cut_hang_ms = d->hang_ms;
     set_state(s, SMTP_STATE_BDAT);
 }
 
@@ -1485,7 +1605,12 @@ read_bdat(struct smtp_session *s)
         take -= left;
         net_conn_drain(s->conn, take);
         s->bdat_remaining -= take;
+        if (!(s->flags & SF_BDAT_DISCARD))
+            s->body_raw += take;
     }
+    if (!(s->flags & SF_BDAT_DISCARD) && s->bdat_remaining > 0 &&
+        body_cut_due(s))
+        return false;
     if (s->bdat_remaining == 0) {
         uint64_t chunk = s->bdat_chunk;
         s->bdat_chunk = 0;
@@ -1590,17 +1715,9 @@ starttls_cmd_decided(struct smtp_session *s, struct decision *d)
 static void
 proceed_starttls(struct smtp_session *s)
 {
-    if (s->script) {
-        struct decision d;
-        decision_init(&d);
-        s->cur_stage = STAGE_STARTTLS;
-        script_starttls_command(s->w->script, s, s->script, &d);
-        starttls_cmd_decided(s, &d);
-        decision_cleanup(&d);
-        return;
-    }
     struct decision d;
     decision_init(&d);
+    s->cur_stage = STAGE_STARTTLS;
     starttls_cmd_decided(s, &d);
 }
 
@@ -2013,8 +2130,6 @@ proceed_xclient(struct smtp_session *s)
     if (set_helo)
         s->helo = emu_strdup(helo);
     s->flags &= ~(SF_ESMTP | SF_REJECT_ALL);
-    if (s->script)
-        script_client_changed(s->w->script, s, s->script);
     session_greet(s);
 }
 
@@ -2070,6 +2185,42 @@ cmd_lookup(enum smtp_verb v)
 }
 
 /* Handle one complete command line (without its line ending). */
+static void dispatch_command(struct smtp_session *s);
+static void command_decided(struct smtp_session *s, struct decision *d);
+
+/* The stage a command belongs to, for on_command's logs and metrics. */
+static enum smtp_stage
+verb_stage(enum smtp_verb v)
+{
+    switch (v) {
+    case SMTP_VERB_HELO:
+    case SMTP_VERB_EHLO:
+        return STAGE_EHLO;
+    case SMTP_VERB_STARTTLS:
+        return STAGE_STARTTLS;
+    case SMTP_VERB_AUTH:
+        return STAGE_AUTH;
+    case SMTP_VERB_MAIL:
+        return STAGE_MAIL;
+    case SMTP_VERB_RCPT:
+        return STAGE_RCPT;
+    case SMTP_VERB_DATA:
+    case SMTP_VERB_BDAT:
+        return STAGE_DATA;
+    case SMTP_VERB_QUIT:
+        return STAGE_QUIT;
+    case SMTP_VERB_UNKNOWN:
+    case SMTP_VERB_RSET:
+    case SMTP_VERB_NOOP:
+    case SMTP_VERB_VRFY:
+    case SMTP_VERB_HELP:
+    case SMTP_VERB_XCLIENT:
+    case SMTP_VERB_FORBIDDEN:
+        break;
+    }
+    return STAGE_COUNT;
+}
+
 static void
 handle_line(struct smtp_session *s, const char *line, size_t len)
 {
@@ -2099,6 +2250,47 @@ handle_line(struct smtp_session *s, const char *line, size_t len)
         smtp_reply_cmd(s, "500 5.5.2 Error: bad syntax");
         return;
     }
+    if (script_has_hook(s->script, HOOK_COMMAND)) {
+        /* on_command sees every command first (any verb, even unknown
+         * ones), and may answer it instead of the server. */
+        char verb[16];
+        size_t n = s->cmd.verb_len < sizeof(verb) - 1 ? s->cmd.verb_len
+                                                      : sizeof(verb) - 1;
+        for (size_t i = 0; i < n; i++) {
+            char c = s->cmd.verb_str[i];
+            verb[i] = (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
+        }
+        verb[n] = '\0';
+        struct decision d;
+        decision_init(&d);
+        s->cur_stage = verb_stage(s->cmd.verb);
+        script_command(s->script, verb, s->cmd.args, s->cmd.args_len, &d);
+        if (d.kind != DECIDE_DEFAULT || d.delay_ms > 0) {
+            decide_apply(s, &d, command_decided);
+            return;
+        }
+        decision_cleanup(&d);
+    }
+    dispatch_command(s);
+}
+
+/* on_command had an answer (or waited): carry it out, or go on. */
+static void
+command_decided(struct smtp_session *s, struct decision *d)
+{
+    if (apply_terminal(s, d))
+        return;
+    if (d->kind == DECIDE_REPLY || d->kind == DECIDE_REPLY_CLOSE) {
+        reply_decision(s, d);
+        return;
+    }
+    dispatch_command(s);
+}
+
+/* The server's own handling of the parsed command in s->cmd. */
+static void
+dispatch_command(struct smtp_session *s)
+{
     if (s->cmd.verb == SMTP_VERB_FORBIDDEN) {
         /* An HTTP client (or a header line) at an SMTP port. */
         smtp_reply(s, "221 2.7.0 Error: I can break rules, too. Goodbye.");
@@ -2209,8 +2401,6 @@ read_proxy(struct smtp_session *s)
     struct log_kv kv[] = {LOG_KV("version", ver),
                           LOG_KV("source", s->client_ip)};
     slog(s, LOG_LEVEL_INFO, "proxy", kv, 2);
-    if (s->script)
-        script_client_changed(s->w->script, s, s->script);
     set_state(s, SMTP_STATE_CMD);
     session_greet(s);
     return true;
@@ -2283,7 +2473,19 @@ session_process(struct smtp_session *s)
             again = read_bdat(s);
             break;
         case SMTP_STATE_HANG:
-            /* Swallow input; only a disconnect or the timer matters. */
+            /* Swallow input; only a disconnect or the timer matters,
+             * unless the scenario waits for input to abort on. */
+            if ((s->flags & SF_ABORT_ON_INPUT) &&
+                net_conn_in_len(s->conn) > 0) {
+                slog(s, LOG_LEVEL_INFO, "scenario-abort", NULL, 0);
+                if (s->flags & SF_ABORT_RST) {
+                    reset_now(s, "reset by scenario on input");
+                } else {
+                    s->flags |= SF_CLOSE_AFTER_REPLY;
+                    set_state(s, SMTP_STATE_QUIT);
+                }
+                break;
+            }
             net_conn_drain(s->conn, net_conn_in_len(s->conn));
             break;
         case SMTP_STATE_NEW:
@@ -2347,7 +2549,9 @@ on_net(struct net_conn *c, enum net_event ev, void *arg)
             session_process(s);
         break;
     case NET_EV_DRAINED:
-        if (s->flags & SF_CLOSE_AFTER_REPLY) {
+        if (s->flags & SF_RESET_AFTER_REPLY) {
+            reset_now(s, "reset by scenario");
+        } else if (s->flags & SF_CLOSE_AFTER_REPLY) {
             if (s->state != SMTP_STATE_HANG)
                 smtp_session_free(s, "closed");
         } else if (s->state == SMTP_STATE_TLS_PENDING) {
@@ -2497,7 +2701,7 @@ smtp_session_accept(struct worker *w, const struct listener_spec *l, int fd,
         session_leave(s);
         return;
     }
-    s->script = script_session_new(w->script, s, l->cfg->scenario);
+    s->script = script_session_new(w->script, s, (size_t)(l - e->listeners));
     if (s->rec && s->script)
         store_session_set(&e->store, &s->rec->scenario,
                           script_session_scenario(s->script));

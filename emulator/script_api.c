@@ -1,0 +1,1042 @@
+/*
+ * script_api: what a scenario can touch. The sandbox (base without dofile,
+ * loadfile, load, require or collectgarbage; string, table, math, utf8; no
+ * io, os, debug or coroutine), the session object ("emu.session" userdata:
+ * fields read on demand, never a raw pointer that could outlive the
+ * session), decisions ("emu.decision" tables), and the emu.* library:
+ * replies, the scenario clock, the shared state store, CIDR and address
+ * helpers, seeded randomness, logging and the lua/ helper modules. The Lua
+ * half of the library is lua/prelude.lua.
+ */
+#include <lualib.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "base64.h"
+#include "cidr.h"
+#include "emu.h"
+#include "kv.h"
+#include "net.h"
+#include "reply.h"
+#include "scenario.h"
+#include "script_int.h"
+#include "smtp_parse.h"
+#include "smtp_session.h"
+
+double
+script_now(const struct emu *e)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 +
+           atomic_load(&((struct emu *)e)->clock_offset);
+}
+
+static struct script_session *
+check_session(lua_State *L, int idx)
+{
+    struct script_ud *ud = luaL_checkudata(L, idx, SESSION_MT);
+    if (ud->ss == NULL || ud->ss->s == NULL)
+        luaL_error(L, "this session is over (a session object was kept "
+                      "after its connection ended)");
+    return ud->ss;
+}
+
+static struct rng *
+rng_of(lua_State *L)
+{
+    struct script_ctx *c = script_ctx(L);
+    return c->w ? &c->w->rng : &c->rng;
+}
+
+/* ------------------------------------------------------------------ */
+/* Replies and decisions                                               */
+
+/* emu.reply(code, esc, text|lines) or emu.reply("550 5.7.1 text"). */
+static int
+l_reply(lua_State *L)
+{
+    struct buf b = {0};
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        size_t n;
+        const char *t = lua_tolstring(L, 1, &n);
+        struct buf chk = {0};
+        int code = reply_finish(&chk, t, n);
+        buf_cleanup(&chk);
+        if (code < 0)
+            return luaL_error(L,
+                              "emu.reply: not a valid reply: '%s' (want "
+                              "\"CODE text\" lines, CODE 200-599)",
+                              t);
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, "reply");
+        lua_setfield(L, -2, "kind");
+        lua_pushvalue(L, 1);
+        lua_setfield(L, -2, "text");
+        luaL_setmetatable(L, DECISION_MT);
+        return 1;
+    }
+    lua_Integer code = luaL_checkinteger(L, 1);
+    const char *esc = luaL_optstring(L, 2, NULL);
+    const char *text;
+    size_t tlen;
+    struct buf lines = {0};
+    if (lua_istable(L, 3)) {
+        lua_Integer n = luaL_len(L, 3);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_geti(L, 3, i);
+            size_t l;
+            const char *s = lua_tolstring(L, -1, &l);
+            if (s == NULL) {
+                buf_cleanup(&lines);
+                return luaL_error(L, "emu.reply: line %d is not a string",
+                                  (int)i);
+            }
+            if ((i > 1 && buf_append_char(&lines, '\n') < 0) ||
+                buf_append(&lines, s, l) < 0) {
+                buf_cleanup(&lines);
+                return luaL_error(L, "not enough memory");
+            }
+            lua_pop(L, 1);
+        }
+        text = lines.data ? lines.data : "";
+        tlen = lines.len;
+    } else {
+        text = luaL_optlstring(L, 3, "", &tlen);
+    }
+    if (code < 200 || code > 599 ||
+        (esc && esc[0] && !reply_esc_valid(esc, strlen(esc)))) {
+        buf_cleanup(&lines);
+        return luaL_error(L, "emu.reply: bad code %d or enhanced code '%s'",
+                          (int)code, esc ? esc : "");
+    }
+    int rc = reply_build(&b, (int)code, esc, text, tlen);
+    buf_cleanup(&lines);
+    if (rc < 0) {
+        buf_cleanup(&b);
+        return luaL_error(L, "emu.reply: the text holds a CR or NUL, or a "
+                             "line is too long");
+    }
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, "reply");
+    lua_setfield(L, -2, "kind");
+    lua_pushlstring(L, b.data ? b.data : "", b.len);
+    lua_setfield(L, -2, "text");
+    buf_cleanup(&b);
+    luaL_setmetatable(L, DECISION_MT);
+    return 1;
+}
+
+static const char *const kind_names[] = {"default", "reply",   "drop", "reset",
+                                         "hang",    "partial", NULL};
+static const enum decide_kind kind_values[] = {DECIDE_DEFAULT, DECIDE_REPLY,
+                                               DECIDE_DROP,    DECIDE_RESET,
+                                               DECIDE_HANG,    DECIDE_PARTIAL};
+static const char *const then_names[] = {
+    "none", "close", "reset", "hang", "close_on_input", "reset_on_input", NULL};
+static const enum decide_then then_values[] = {
+    THEN_NONE, THEN_CLOSE,          THEN_RESET,
+    THEN_HANG, THEN_CLOSE_ON_INPUT, THEN_RESET_ON_INPUT};
+
+static int
+opt_choice(lua_State *L, int t, const char *k, const char *const *names,
+           int def)
+{
+    lua_getfield(L, t, k);
+    int r = def;
+    if (!lua_isnil(L, -1)) {
+        const char *s = lua_tostring(L, -1);
+        r = -1;
+        for (int i = 0; s && names[i]; i++)
+            if (strcmp(s, names[i]) == 0)
+                r = i;
+        if (r < 0)
+            luaL_error(L, "decision: bad %s '%s'", k, s ? s : "?");
+    }
+    lua_pop(L, 1);
+    return r;
+}
+
+static uint32_t
+opt_ms(lua_State *L, int t, const char *k)
+{
+    lua_getfield(L, t, k);
+    double v = lua_isnil(L, -1) ? 0 : lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (!(v >= 0 && v <= 86400))
+        luaL_error(L, "decision: %s must be seconds from 0 to 86400", k);
+    return (uint32_t)(v * 1000 + 0.5);
+}
+
+void
+script_api_to_decision(lua_State *L, int idx, const char *hook,
+                       struct decision *out)
+{
+    idx = lua_absindex(L, idx);
+    decision_cleanup(out);
+    decision_init(out);
+    if (lua_isnoneornil(L, idx))
+        return;
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        lua_pushcfunction(L, l_reply);
+        lua_pushvalue(L, idx);
+        lua_call(L, 1, 1);
+        idx = lua_gettop(L);
+    }
+    if (!luaL_testudata(L, idx, DECISION_MT) &&
+        !(lua_istable(L, idx) && lua_getmetatable(L, idx) &&
+          (luaL_getmetatable(L, DECISION_MT), lua_rawequal(L, -1, -2)) &&
+          (lua_pop(L, 2), 1))) {
+        luaL_error(L,
+                   "%s returned a %s; return nil (the default) or a decision "
+                   "(emu.reply, emu.drop, emu.reset, emu.hang, emu.partial, "
+                   "emu.delay, emu.cut)",
+                   hook, luaL_typename(L, idx));
+    }
+    int kind = opt_choice(L, idx, "kind", kind_names, 0);
+    out->kind = kind_values[kind];
+    lua_getfield(L, idx, "text");
+    size_t n = 0;
+    const char *t = lua_tolstring(L, -1, &n);
+    if (t && buf_append(&out->reply, t, n) < 0)
+        luaL_error(L, "not enough memory");
+    lua_pop(L, 1);
+    if ((out->kind == DECIDE_REPLY || out->kind == DECIDE_PARTIAL) && !t)
+        luaL_error(L, "decision: a %s needs its text", kind_names[kind]);
+    out->delay_ms = opt_ms(L, idx, "delay");
+    out->hang_ms = opt_ms(L, idx, "hang");
+    out->then = then_values[opt_choice(L, idx, "next", then_names,
+                                       out->kind == DECIDE_PARTIAL ? 1 : 0)];
+    lua_getfield(L, idx, "cut");
+    double cut = lua_isnil(L, -1) ? 0 : lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (!(cut >= 0 && cut < 1e15))
+        luaL_error(L, "decision: cut must be a byte count");
+    out->cut_bytes = (uint64_t)cut;
+    out->cut_then = then_values[opt_choice(L, idx, "cut_mode", then_names, 1)];
+    if (out->kind == DECIDE_REPLY && out->then == THEN_CLOSE)
+        out->kind = DECIDE_REPLY_CLOSE;
+}
+
+/* emu._decision(t): give a plain table the decision metatable after a
+ * sanity check; the prelude's constructors use it. */
+static int
+l_decision(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_setmetatable(L, DECISION_MT);
+    struct decision d;
+    decision_init(&d);
+    script_api_to_decision(L, 1, "decision", &d);
+    decision_cleanup(&d);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* The session object                                                  */
+
+static void
+push_strv(lua_State *L, const char *const *v, size_t n)
+{
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushstring(L, v[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+}
+
+/* "CN=x,O=y" -> "x" */
+static void
+push_cn(lua_State *L, const char *subject)
+{
+    const char *p = subject;
+    while (p && *p) {
+        if (strncmp(p, "CN=", 3) == 0) {
+            const char *e = strchr(p + 3, ',');
+            lua_pushlstring(L, p + 3, e ? (size_t)(e - p - 3) : strlen(p + 3));
+            return;
+        }
+        p = strchr(p, ',');
+        if (p)
+            p++;
+    }
+    lua_pushnil(L);
+}
+
+void
+script_api_push_tls(lua_State *L, const struct net_tls_info *t)
+{
+    if (t == NULL) {
+        lua_pushnil(L);
+        return;
+    }
+    lua_createtable(L, 0, 10);
+    lua_pushstring(L, t->version);
+    lua_setfield(L, -2, "version");
+    lua_pushstring(L, t->cipher);
+    lua_setfield(L, -2, "cipher");
+    lua_pushboolean(L, t->client_cert);
+    lua_setfield(L, -2, "client_cert");
+    if (t->client_cert) {
+        lua_createtable(L, 0, 8);
+        lua_pushstring(L, t->subject);
+        lua_setfield(L, -2, "subject");
+        lua_pushstring(L, t->issuer);
+        lua_setfield(L, -2, "issuer");
+        push_cn(L, t->subject);
+        lua_setfield(L, -2, "cn");
+        lua_pushboolean(L, t->verified);
+        lua_setfield(L, -2, "verified");
+        lua_pushstring(L, t->verify_error);
+        lua_setfield(L, -2, "error");
+        lua_pushstring(L, t->not_after);
+        lua_setfield(L, -2, "not_after");
+        /* SANs split into all of them and the DNS names alone. */
+        lua_newtable(L);
+        lua_newtable(L);
+        lua_Integer ns = 0, nd = 0;
+        const char *p = t->sans;
+        while (*p) {
+            const char *e = strchr(p, ',');
+            size_t l = e ? (size_t)(e - p) : strlen(p);
+            lua_pushlstring(L, p, l);
+            lua_rawseti(L, -3, ++ns);
+            if (l > 4 && strncmp(p, "DNS:", 4) == 0) {
+                lua_pushlstring(L, p + 4, l - 4);
+                lua_rawseti(L, -2, ++nd);
+            }
+            p += l + (e ? 1 : 0);
+        }
+        lua_setfield(L, -3, "dns_names");
+        lua_setfield(L, -2, "sans");
+        lua_setfield(L, -2, "cert");
+    }
+}
+
+static int
+session_ref_table(lua_State *L, struct script_session *ss, int *ref)
+{
+    if (*ref == LUA_NOREF) {
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        return 1;
+    }
+    (void)ss;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, *ref);
+    return 1;
+}
+
+static int l_s_ehlo_keywords(lua_State *L);
+static int l_s_banner(lua_State *L);
+static int l_s_log(lua_State *L);
+
+static int
+session_index(lua_State *L)
+{
+    struct script_session *ss = check_session(L, 1);
+    const char *k = luaL_checkstring(L, 2);
+    struct session_view v;
+    smtp_session_view(ss->s, &v);
+#define IS(name) (strcmp(k, name) == 0)
+    if (IS("client_ip"))
+        lua_pushstring(L, v.client_ip);
+    else if (IS("client_port"))
+        lua_pushinteger(L, v.client_port);
+    else if (IS("client_name"))
+        lua_pushstring(L, v.client_name);
+    else if (IS("id"))
+        lua_pushinteger(L, (lua_Integer)v.id);
+    else if (IS("helo"))
+        v.helo ? lua_pushstring(L, v.helo) : lua_pushnil(L);
+    else if (IS("esmtp"))
+        lua_pushboolean(L, v.esmtp);
+    else if (IS("mail_from"))
+        v.mail_from ? lua_pushstring(L, v.mail_from) : lua_pushnil(L);
+    else if (IS("mail_params"))
+        lua_pushstring(L, v.mail_params);
+    else if (IS("rcpts"))
+        push_strv(L, v.rcpts, v.n_rcpts);
+    else if (IS("rcpts_refused"))
+        lua_pushinteger(L, v.n_rcpts_refused);
+    else if (IS("tls"))
+        script_api_push_tls(L, v.tls);
+    else if (IS("auth")) {
+        if (v.authenticated) {
+            lua_createtable(L, 0, 2);
+            lua_pushstring(L, v.auth_mech ? v.auth_mech : "");
+            lua_setfield(L, -2, "mechanism");
+            lua_pushstring(L, v.auth_user ? v.auth_user : "");
+            lua_setfield(L, -2, "user");
+        } else {
+            lua_pushnil(L);
+        }
+    } else if (IS("authenticated"))
+        lua_pushboolean(L, v.authenticated);
+    else if (IS("peer_ip"))
+        lua_pushstring(L, v.peer_ip);
+    else if (IS("peer_port"))
+        lua_pushinteger(L, v.peer_port);
+    else if (IS("listener"))
+        lua_pushstring(L, v.listener);
+    else if (IS("messages"))
+        lua_pushinteger(L, v.messages);
+    else if (IS("errors"))
+        lua_pushinteger(L, v.errors);
+    else if (IS("message_size"))
+        lua_pushinteger(L, (lua_Integer)v.msg_len);
+    else if (IS("data"))
+        return session_ref_table(L, ss, &ss->ref_data);
+    else if (IS("tx"))
+        return session_ref_table(L, ss, &ss->ref_tx);
+    else if (IS("params"))
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ss->ref_params);
+    else if (IS("scenario"))
+        lua_pushstring(L, script_session_scenario(ss));
+    else if (IS("hostname"))
+        lua_pushstring(L, script_ctx(L)->emu->hostname);
+    else if (IS("ehlo_keywords"))
+        lua_pushcfunction(L, l_s_ehlo_keywords);
+    else if (IS("banner"))
+        lua_pushcfunction(L, l_s_banner);
+    else if (IS("log"))
+        lua_pushcfunction(L, l_s_log);
+    else
+        return luaL_error(L, "session has no field '%s'", k);
+#undef IS
+    return 1;
+}
+
+static int
+session_newindex(lua_State *L)
+{
+    return luaL_error(L, "session fields are read-only; keep your own data "
+                         "in s.data (per session) or s.tx (per message)");
+}
+
+static int
+session_tostring(lua_State *L)
+{
+    struct script_ud *ud = luaL_checkudata(L, 1, SESSION_MT);
+    if (ud->ss && ud->ss->s) {
+        struct session_view v;
+        smtp_session_view(ud->ss->s, &v);
+        lua_pushfstring(L, "session %d from %s", (int)v.id, v.client_ip);
+    } else {
+        lua_pushstring(L, "session (ended)");
+    }
+    return 1;
+}
+
+/* s:ehlo_keywords({"PIPELINING", "SIZE 1000", ...}): what EHLO offers
+ * from now on (the first "250-HOST" line stays). */
+static int
+l_s_ehlo_keywords(lua_State *L)
+{
+    struct script_session *ss = check_session(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    struct buf b = {0};
+    lua_Integer n = luaL_len(L, 2);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, 2, i);
+        size_t l;
+        const char *s = lua_tolstring(L, -1, &l);
+        if (s == NULL || l == 0 || l > 500 || memchr(s, '\n', l) ||
+            memchr(s, '\r', l)) {
+            buf_cleanup(&b);
+            return luaL_error(L, "ehlo_keywords: item %d is not a keyword",
+                              (int)i);
+        }
+        if (buf_append(&b, s, l) < 0 || buf_append_char(&b, '\n') < 0) {
+            buf_cleanup(&b);
+            return luaL_error(L, "not enough memory");
+        }
+        lua_pop(L, 1);
+    }
+    if (buf_reserve(&b, 0) < 0)
+        return luaL_error(L, "not enough memory");
+    emu_free(ss->ehlo);
+    ss->ehlo = buf_steal(&b, NULL);
+    return 0;
+}
+
+/* s:banner("text after 220 "): the greeting. */
+static int
+l_s_banner(lua_State *L)
+{
+    struct script_session *ss = check_session(L, 1);
+    size_t l;
+    const char *t = luaL_checklstring(L, 2, &l);
+    if (memchr(t, '\r', l) || memchr(t, '\n', l) || l > 900)
+        return luaL_error(L, "banner: one line of text, please");
+    char *c = emu_strndup(t, l);
+    if (c == NULL)
+        return luaL_error(L, "not enough memory");
+    emu_free(ss->banner);
+    ss->banner = c;
+    return 0;
+}
+
+static int
+l_s_log(lua_State *L)
+{
+    struct script_session *ss = check_session(L, 1);
+    size_t l;
+    const char *m = luaL_tolstring(L, 2, &l);
+    struct log_kv kv[] = {LOG_KV("scenario", script_session_scenario(ss)),
+                          LOG_KVN("msg", m, l)};
+    smtp_session_log(ss->s, LOG_LEVEL_INFO, "scenario-log", kv, 2);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* emu.*                                                               */
+
+static int
+l_now(lua_State *L)
+{
+    lua_pushnumber(L, script_now(script_ctx(L)->emu));
+    return 1;
+}
+
+/* emu.utc([t]) -> "2025-07-30T19:50:34.124Z" (Exchange's stamp form). */
+static int
+l_utc(lua_State *L)
+{
+    double t = luaL_optnumber(L, 1, script_now(script_ctx(L)->emu));
+    time_t sec = (time_t)floor(t);
+    int ms = (int)((t - (double)sec) * 1000.0);
+    if (ms > 999)
+        ms = 999;
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    char out[48];
+    size_t n = strftime(out, sizeof(out), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, sizeof(out) - n, ".%03dZ", ms);
+    lua_pushstring(L, out);
+    return 1;
+}
+
+/* emu.random() in [0,1); emu.random(m) in [1,m]; emu.random(m, n). */
+static int
+l_random(lua_State *L)
+{
+    struct rng *r = rng_of(L);
+    int n = lua_gettop(L);
+    if (n == 0) {
+        lua_pushnumber(L, rng_unit(r));
+        return 1;
+    }
+    lua_Integer lo = n >= 2 ? luaL_checkinteger(L, 1) : 1;
+    lua_Integer hi = luaL_checkinteger(L, n >= 2 ? 2 : 1);
+    luaL_argcheck(L, lo <= hi, n, "interval is empty");
+    uint64_t span = (uint64_t)(hi - lo) + 1;
+    lua_pushinteger(
+        L, lo + (lua_Integer)(span ? rng_next(r) % span : rng_next(r)));
+    return 1;
+}
+
+/* emu.random_hex(n [, lower]) -> n hex digits, upper case by default. */
+static int
+l_random_hex(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n > 0 && n <= 256, 1, "1..256 digits");
+    const char *digits =
+        lua_toboolean(L, 2) ? "0123456789abcdef" : "0123456789ABCDEF";
+    char out[257];
+    struct rng *r = rng_of(L);
+    for (lua_Integer i = 0; i < n; i++)
+        out[i] = digits[rng_next(r) & 15];
+    lua_pushlstring(L, out, (size_t)n);
+    return 1;
+}
+
+/* emu.random_string(n, alphabet) */
+static int
+l_random_string(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    size_t al;
+    const char *a = luaL_checklstring(L, 2, &al);
+    luaL_argcheck(L, n > 0 && n <= 256, 1, "1..256 characters");
+    luaL_argcheck(L, al > 0, 2, "empty alphabet");
+    char out[257];
+    struct rng *r = rng_of(L);
+    for (lua_Integer i = 0; i < n; i++)
+        out[i] = a[rng_next(r) % al];
+    lua_pushlstring(L, out, (size_t)n);
+    return 1;
+}
+
+static int
+l_log(lua_State *L)
+{
+    struct script_ctx *c = script_ctx(L);
+    size_t l;
+    luaL_tolstring(L, 1, &l);
+    const char *m = lua_tostring(L, -1);
+    struct log_kv kv[] = {
+        LOG_KV("scenario", c->scenario_name ? c->scenario_name : "?"),
+        LOG_KVN("msg", m, l)};
+    log_emit(c->emu->log, LOG_LEVEL_INFO, "scenario-log", kv, 2);
+    return 0;
+}
+
+/* print(...) goes to the log, tab-separated as Lua's print would. */
+static int
+l_print(lua_State *L)
+{
+    int n = lua_gettop(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1)
+            luaL_addchar(&b, '\t');
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    lua_replace(L, 1);
+    lua_settop(L, 1);
+    return l_log(L);
+}
+
+static int
+l_b64enc(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    luaL_argcheck(L, n < 64 * 1024 * 1024, 1, "too long");
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, BASE64_ENCODED_LEN(n) + 1);
+    size_t o = base64_encode((const unsigned char *)s, n, out);
+    luaL_pushresultsize(&b, o);
+    return 1;
+}
+
+static int
+l_b64dec(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, BASE64_DECODED_MAX(n));
+    long o = base64_decode(s, n, (unsigned char *)out, BASE64_DECODED_MAX(n));
+    if (o < 0) {
+        luaL_pushresultsize(&b, 0);
+        lua_pushnil(L);
+        return 1;
+    }
+    luaL_pushresultsize(&b, (size_t)o);
+    return 1;
+}
+
+/* emu.lib("exchange"): a helper module from lua/, loaded once per state
+ * into its own sandbox. */
+static int
+l_lib(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-'))
+            return luaL_error(L, "emu.lib: bad module name '%s'", name);
+    lua_getfield(L, LUA_REGISTRYINDEX, "emu.libs");
+    if (lua_getfield(L, -1, name) != LUA_TNIL)
+        return 1;
+    lua_pop(L, 1);
+    struct script_ctx *c = script_ctx(L);
+    size_t len = 0;
+    char *text = scenario_lib_text(c->emu, name, &len);
+    if (text == NULL)
+        return luaL_error(L, "emu.lib: no module lua/%s.lua", name);
+    char cn[96];
+    snprintf(cn, sizeof(cn), "@lua/%s.lua", name);
+    int rc = luaL_loadbufferx(L, text, len, cn, "t");
+    emu_free(text);
+    if (rc != LUA_OK)
+        return lua_error(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, "emu.api");
+    lua_getfield(L, -1, "_sandbox");
+    lua_pushstring(L, cn + 1);
+    lua_call(L, 1, 1);
+    lua_setupvalue(L, -3, 1);
+    lua_pop(L, 1);
+    lua_call(L, 0, 1);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushboolean(L, 1);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, name);
+    return 1;
+}
+
+/* ---- emu.state ---- */
+
+static struct kv *
+kv_of(lua_State *L, struct script_ctx **cp)
+{
+    struct script_ctx *c = script_ctx(L);
+    if (c->emu->kv == NULL)
+        luaL_error(L, "emu.state is only available while serving");
+    *cp = c;
+    return c->emu->kv;
+}
+
+/* Keys live under "<scenario>/<key>", so scenarios cannot collide. */
+static const char *
+state_key(lua_State *L, struct script_ctx *c, size_t *len)
+{
+    size_t kl;
+    const char *k = luaL_checklstring(L, 1, &kl);
+    luaL_argcheck(L, kl > 0 && kl <= 1024, 1, "key of 1 to 1024 bytes");
+    lua_pushfstring(L, "%s/%s", c->scenario_name ? c->scenario_name : "?", k);
+    return lua_tolstring(L, -1, len);
+}
+
+static int
+l_state_get(lua_State *L)
+{
+    struct script_ctx *c;
+    struct kv *kv = kv_of(L, &c);
+    size_t kl;
+    const char *k = state_key(L, c, &kl);
+    struct kv_value v;
+    if (kv_get(kv, k, kl, script_now(c->emu), &v) < 0)
+        return luaL_error(L, "not enough memory");
+    if (v.type == KV_NUMBER)
+        lua_pushnumber(L, v.num);
+    else if (v.type == KV_STRING) {
+        lua_pushlstring(L, v.str, v.len);
+        emu_free(v.str);
+    } else
+        lua_pushnil(L);
+    return 1;
+}
+
+/* emu.state.set(key, value [, ttl_seconds]) */
+static int
+l_state_set(lua_State *L)
+{
+    struct script_ctx *c;
+    struct kv *kv = kv_of(L, &c);
+    double ttl = luaL_optnumber(L, 3, 0);
+    size_t kl;
+    const char *k = state_key(L, c, &kl);
+    double now = script_now(c->emu);
+    int rc;
+    if (lua_type(L, 2) == LUA_TNUMBER) {
+        rc = kv_set_number(kv, k, kl, lua_tonumber(L, 2), ttl, now);
+    } else if (lua_type(L, 2) == LUA_TSTRING) {
+        size_t vl;
+        const char *v = lua_tolstring(L, 2, &vl);
+        luaL_argcheck(L, vl <= 64 * 1024, 2, "value over 64 KiB");
+        rc = kv_set_string(kv, k, kl, v, vl, ttl, now);
+    } else if (lua_isnil(L, 2)) {
+        kv_del(kv, k, kl);
+        rc = 0;
+    } else {
+        return luaL_argerror(L, 2, "a string or a number");
+    }
+    if (rc < 0)
+        return luaL_error(L, "emu.state is full or out of memory");
+    return 0;
+}
+
+/* emu.state.incr(key [, by [, ttl]]) -> new value; the ttl is set when
+ * the counter is created (a fixed window). */
+static int
+l_state_incr(lua_State *L)
+{
+    struct script_ctx *c;
+    struct kv *kv = kv_of(L, &c);
+    double by = luaL_optnumber(L, 2, 1);
+    double ttl = luaL_optnumber(L, 3, 0);
+    size_t kl;
+    const char *k = state_key(L, c, &kl);
+    double out;
+    if (kv_incr(kv, k, kl, by, ttl, false, script_now(c->emu), &out) < 0)
+        return luaL_error(L, "emu.state.incr: not a number, or the store "
+                             "is full");
+    lua_pushnumber(L, out);
+    return 1;
+}
+
+static int
+l_state_del(lua_State *L)
+{
+    struct script_ctx *c;
+    struct kv *kv = kv_of(L, &c);
+    size_t kl;
+    const char *k = state_key(L, c, &kl);
+    lua_pushboolean(L, kv_del(kv, k, kl));
+    return 1;
+}
+
+/* ---- emu.net ---- */
+
+static struct cidr_list *
+check_cidrs(lua_State *L, int idx)
+{
+    return luaL_checkudata(L, idx, CIDRS_MT);
+}
+
+static int
+cidrs_gc(lua_State *L)
+{
+    cidr_list_cleanup(check_cidrs(L, 1));
+    return 0;
+}
+
+/* emu.net.cidrs("10.0.0.0/8,192.0.2.7") or ({...}) -> a set. */
+static int
+l_cidrs(lua_State *L)
+{
+    struct buf b = {0};
+    if (lua_istable(L, 1)) {
+        lua_Integer n = luaL_len(L, 1);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_geti(L, 1, i);
+            size_t l;
+            const char *s = lua_tolstring(L, -1, &l);
+            if (s == NULL || (i > 1 && buf_append_char(&b, ',') < 0) ||
+                buf_append(&b, s, l) < 0) {
+                buf_cleanup(&b);
+                return luaL_error(L,
+                                  "emu.net.cidrs: item %d is not a "
+                                  "string",
+                                  (int)i);
+            }
+            lua_pop(L, 1);
+        }
+    } else {
+        size_t l;
+        const char *s = luaL_checklstring(L, 1, &l);
+        if (buf_append(&b, s, l) < 0)
+            return luaL_error(L, "not enough memory");
+    }
+    struct cidr_list *cl = lua_newuserdatauv(L, sizeof(*cl), 0);
+    memset(cl, 0, sizeof(*cl));
+    luaL_setmetatable(L, CIDRS_MT);
+    size_t at = 0, bl = 0;
+    int rc = cidr_list_parse(b.data ? b.data : "", b.len, cl, &at, &bl);
+    if (rc < 0) {
+        lua_pushfstring(L, "not an address or CIDR: '%s'",
+                        lua_pushlstring(L, b.data + at, bl));
+        buf_cleanup(&b);
+        return lua_error(L);
+    }
+    buf_cleanup(&b);
+    return 1;
+}
+
+static int
+parse_ip_arg(lua_State *L, int idx, struct ip_addr *a)
+{
+    size_t l;
+    const char *s = luaL_checklstring(L, idx, &l);
+    return ip_parse(s, l, a);
+}
+
+static int
+cidrs_contains(lua_State *L)
+{
+    struct cidr_list *cl = check_cidrs(L, 1);
+    struct ip_addr a;
+    lua_pushboolean(L, parse_ip_arg(L, 2, &a) == 0 && cidr_list_match(cl, &a));
+    return 1;
+}
+
+/* emu.net.match(ip, "10.0.0.0/8,..." | {..} | set) */
+static int
+l_net_match(lua_State *L)
+{
+    if (!luaL_testudata(L, 2, CIDRS_MT)) {
+        lua_pushcfunction(L, l_cidrs);
+        lua_pushvalue(L, 2);
+        lua_call(L, 1, 1);
+        lua_replace(L, 2);
+    }
+    lua_settop(L, 2);
+    lua_insert(L, 1);
+    return cidrs_contains(L);
+}
+
+/* emu.net.prefix(ip, v4bits, v6bits) -> "192.0.2.0" (greylisting keys). */
+static int
+l_net_prefix(lua_State *L)
+{
+    struct ip_addr a;
+    if (parse_ip_arg(L, 1, &a) < 0)
+        return luaL_error(L, "emu.net.prefix: not an address: '%s'",
+                          lua_tostring(L, 1));
+    lua_Integer b4 = luaL_optinteger(L, 2, 24);
+    lua_Integer b6 = luaL_optinteger(L, 3, 64);
+    lua_Integer bits = a.family == 4 ? b4 : b6;
+    luaL_argcheck(L, bits >= 0 && bits <= (a.family == 4 ? 32 : 128),
+                  a.family == 4 ? 2 : 3, "prefix length out of range");
+    ip_mask(&a, (unsigned)bits);
+    char out[IP_STR_MAX];
+    ip_format(&a, out, sizeof(out));
+    lua_pushstring(L, out);
+    return 1;
+}
+
+static int
+l_net_valid(lua_State *L)
+{
+    struct ip_addr a;
+    lua_pushboolean(L, parse_ip_arg(L, 1, &a) == 0);
+    return 1;
+}
+
+/* emu.addr.parse("user@example.com") -> {local_part, domain} or nil. */
+static int
+l_addr_parse(lua_State *L)
+{
+    size_t l;
+    const char *s = luaL_checklstring(L, 1, &l);
+    if (l >= 2 && s[0] == '<' && s[l - 1] == '>') {
+        s++;
+        l -= 2;
+    }
+    struct smtp_path p;
+    if (smtp_parse_mailbox(s, l, &p) != PARSE_OK) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_createtable(L, 0, 3);
+    lua_pushlstring(L, s, l);
+    lua_setfield(L, -2, "address");
+    lua_pushlstring(L, p.local, p.local_len);
+    lua_setfield(L, -2, "local_part");
+    lua_pushlstring(L, p.domain ? p.domain : "", p.domain_len);
+    lua_setfield(L, -2, "domain");
+    return 1;
+}
+
+static const luaL_Reg emu_funcs[] = {
+    {"reply", l_reply},
+    {"_decision", l_decision},
+    {"now", l_now},
+    {"utc", l_utc},
+    {"random", l_random},
+    {"random_hex", l_random_hex},
+    {"random_string", l_random_string},
+    {"log", l_log},
+    {"base64_encode", l_b64enc},
+    {"base64_decode", l_b64dec},
+    {"lib", l_lib},
+    {NULL, NULL},
+};
+
+static const luaL_Reg state_funcs[] = {
+    {"get", l_state_get}, {"set", l_state_set}, {"incr", l_state_incr},
+    {"del", l_state_del}, {NULL, NULL},
+};
+
+static const luaL_Reg net_funcs[] = {
+    {"cidrs", l_cidrs},     {"match", l_net_match}, {"prefix", l_net_prefix},
+    {"valid", l_net_valid}, {NULL, NULL},
+};
+
+static const luaL_Reg addr_funcs[] = {
+    {"parse", l_addr_parse},
+    {NULL, NULL},
+};
+
+int
+script_api_open(lua_State *L)
+{
+    struct script_ctx *c = script_ctx(L);
+    static const luaL_Reg libs[] = {
+        {LUA_GNAME, luaopen_base},       {LUA_STRLIBNAME, luaopen_string},
+        {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
+        {LUA_UTF8LIBNAME, luaopen_utf8}, {NULL, NULL}};
+    for (const luaL_Reg *l = libs; l->func; l++) {
+        luaL_requiref(L, l->name, l->func, 1);
+        lua_pop(L, 1);
+    }
+    /* Nothing that reads files, loads code, or steers the collector. */
+    static const char *const removed[] = {"dofile",  "loadfile",       "load",
+                                          "require", "collectgarbage", "warn",
+                                          NULL};
+    for (const char *const *r = removed; *r; r++) {
+        lua_pushnil(L);
+        lua_setglobal(L, *r);
+    }
+    lua_pushcfunction(L, l_print);
+    lua_setglobal(L, "print");
+    /* Reproducible math.random under --seed. */
+    lua_getglobal(L, "math");
+    lua_getfield(L, -1, "randomseed");
+    lua_pushinteger(L, (lua_Integer)c->emu->cfg->seed);
+    lua_call(L, 1, 0);
+    lua_pop(L, 1);
+
+    luaL_newlib(L, emu_funcs);
+    int emu = lua_gettop(L);
+    luaL_newlib(L, state_funcs);
+    lua_setfield(L, emu, "state");
+    luaL_newlib(L, net_funcs);
+    lua_setfield(L, emu, "net");
+    luaL_newlib(L, addr_funcs);
+    lua_setfield(L, emu, "addr");
+    lua_pushinteger(L, 1);
+    lua_setfield(L, emu, "api_version");
+    lua_pushstring(L, c->emu->hostname);
+    lua_setfield(L, emu, "hostname");
+
+    luaL_newmetatable(L, DECISION_MT);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, emu, "_decision_methods");
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, SESSION_MT);
+    lua_pushcfunction(L, session_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, session_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushcfunction(L, session_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, CIDRS_MT);
+    lua_pushcfunction(L, cidrs_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_newtable(L);
+    lua_pushcfunction(L, cidrs_contains);
+    lua_setfield(L, -2, "contains");
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, emu, "_message_methods");
+    lua_setfield(L, -2, "__index");
+    lua_setfield(L, LUA_REGISTRYINDEX, "emu.message_mt");
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, "emu.libs");
+    lua_pushvalue(L, emu);
+    lua_setfield(L, LUA_REGISTRYINDEX, "emu.api");
+
+    /* The Lua half of the library. It sees the full globals once, then
+     * builds the frozen table scenarios read through their _ENV. */
+    size_t len = 0;
+    char *text = scenario_lib_text(c->emu, "prelude", &len);
+    if (text == NULL)
+        return luaL_error(L, "lua/prelude.lua is missing");
+    int rc = luaL_loadbufferx(L, text, len, "@lua/prelude.lua", "t");
+    emu_free(text);
+    if (rc != LUA_OK)
+        return lua_error(L);
+    lua_pushvalue(L, emu);
+    lua_call(L, 1, 0);
+    lua_settop(L, 0);
+    return 0;
+}
