@@ -27,7 +27,7 @@ SRCS      := $(wildcard emulator/*.c)
 # Pure modules: they link into unit tests and fuzzers with no libevent,
 # OpenSSL or Lua (STYLE.md part 2).
 PURE      := util cidr base64 smtp_parse data_reader reply decision proxy \
-             sasl config
+             sasl config kv
 UNIT      := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
 .PHONY: all run check deps build-gcc build-clang asan unit unit-asan \
@@ -64,6 +64,10 @@ $(1)/smtp-emulator: $(patsubst emulator/%.c,$(1)/obj/%.o,$(SRCS))
 $(1)/tests/test_%: tests/unit/test_%.c $(patsubst %,$(1)/tobj/%.o,$(PURE))
 	@mkdir -p $$(@D)
 	$$(Q)$(2) $$(BASEFLAGS) $(3) -Iemulator -DEMU_ALLOC_FAULTS -o $$@ $$^ -lcmocka
+# The scenario engine's test links the whole server but main.c.
+$(1)/tests/test_script: tests/unit/test_script.c $(filter-out $(1)/obj/main.o,$(patsubst emulator/%.c,$(1)/obj/%.o,$(SRCS)))
+	@mkdir -p $$(@D)
+	$$(Q)$(2) $$(BASEFLAGS) $(3) $$(PKG_CFLAGS) -Iemulator -o $$@ $$^ -lcmocka $$(PKG_LIBS)
 -include $(wildcard $(1)/obj/*.d $(1)/tobj/*.d $(1)/tests/*.d)
 endef
 

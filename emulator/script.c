@@ -143,8 +143,13 @@ l_hook(lua_State *L, lua_Debug *ar)
         b->tripped = true;
         lua_sethook(L, l_hook, LUA_MASKCOUNT, 1);
     }
-    luaL_error(L, "scenario ran too long (budget %llu instructions, %.0f s)",
-               (unsigned long long)b->limit, WALL_BUDGET);
+    /* Level 0 inside a hook is the interrupted function: its file and
+     * line tell the user where the loop is. */
+    luaL_where(L, 0);
+    lua_pushfstring(L, "scenario ran too long (budget %I instructions, %d s)",
+                    (lua_Integer)b->limit, (int)WALL_BUDGET);
+    lua_concat(L, 2);
+    lua_error(L);
 }
 
 static void

@@ -1,0 +1,3 @@
+-- Sets a global at load time: must be refused with file and line.
+counter = 0
+return { name = "global-top", description = "bad" }
