@@ -89,7 +89,7 @@ certs/server.pem: certs/gen.sh
 # ---- running ------------------------------------------------------------
 run: deps
 	$(MAKE) all
-	./build/smtp-emulator --listen 127.0.0.1:2525 $(RUN_ARGS)
+	./build/smtp-emulator --listen 127.0.0.1:2525 --api 127.0.0.1:8025 $(RUN_ARGS)
 
 # ---- tests --------------------------------------------------------------
 unit: $(patsubst %,build/tests/%,$(UNIT))

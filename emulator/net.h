@@ -134,6 +134,36 @@ struct net_tls *net_tls_new(const char *cert, const char *key, const char *ca,
                             char *err, size_t errlen);
 void net_tls_free(struct net_tls *t);
 
+/* --- HTTP (net_http.c): the control API's transport --- */
+struct net_http;
+struct net_http_req;
+/* Called once per request; the callee must answer with net_http_reply(),
+ * now or later (the request stays valid until then, unless the client
+ * goes away: see net_http_req_gone). */
+typedef void net_http_fn(struct net_http_req *r, void *arg);
+
+struct net_http *net_http_new(struct net *n, const char *host, uint16_t port,
+                              size_t max_body, net_http_fn *fn, void *arg,
+                              char *err, size_t errlen);
+uint16_t net_http_port(const struct net_http *h);
+void net_http_free(struct net_http *h);
+
+const char *net_http_method(const struct net_http_req *r); /* "GET", ... */
+/* The decoded path, without the query string. */
+const char *net_http_path(const struct net_http_req *r);
+/* A decoded query parameter, or NULL. Borrowed until the reply. */
+const char *net_http_query(const struct net_http_req *r, const char *key);
+const char *net_http_header(const struct net_http_req *r, const char *name);
+/* The request body (NUL-terminated); borrowed until the reply. */
+const char *net_http_body(struct net_http_req *r, size_t *len);
+/* True once the client has closed the connection of a pending request. */
+bool net_http_req_gone(const struct net_http_req *r);
+void net_http_add_header(struct net_http_req *r, const char *name,
+                         const char *value);
+/* Send the response and release the request. */
+void net_http_reply(struct net_http_req *r, int status, const char *ctype,
+                    const char *body, size_t len);
+
 /* Address of a sockaddr as text and port. */
 void net_sockaddr_format(const struct sockaddr *sa, char *host, size_t cap,
                          uint16_t *port);

@@ -546,3 +546,230 @@ out:
     scenario_teardown(e);
     return status;
 }
+
+/* ---- the control API's view ---- */
+
+int
+scenario_list(struct emu *e, struct scenario_info **out, size_t *n)
+{
+    struct scenario_set *set = e->scenarios;
+    *out = NULL;
+    *n = 0;
+    if (set == NULL)
+        return 0;
+    /* Copy the sources first: checking takes a while, keep the lock
+     * short. */
+    pthread_mutex_lock(&set->mu);
+    size_t count = set->n_srcs;
+    struct scenario_src *copy = emu_calloc(count ? count : 1, sizeof(*copy));
+    for (size_t i = 0; copy && i < count; i++) {
+        copy[i].name = emu_strdup(set->srcs[i].name);
+        copy[i].path = emu_strdup(set->srcs[i].path);
+        copy[i].text = emu_strndup(set->srcs[i].text, set->srcs[i].len);
+        copy[i].len = set->srcs[i].len;
+    }
+    pthread_mutex_unlock(&set->mu);
+    if (copy == NULL)
+        return -1;
+    struct scenario_info *infos = emu_calloc(count ? count : 1, sizeof(*infos));
+    int rc = infos ? 0 : -1;
+    for (size_t i = 0; infos && i < count; i++) {
+        char err[512];
+        if (copy[i].name == NULL || copy[i].path == NULL ||
+            copy[i].text == NULL)
+            continue;
+        if (script_check(e, copy[i].path, copy[i].text, copy[i].len, NULL, NULL,
+                         0, &infos[*n], err, sizeof(err)) == 0) {
+            /* List files given by path under their declared name. */
+            if (!is_path(copy[i].name))
+                str_copy(infos[*n].name, sizeof(infos[*n].name), copy[i].name);
+            (*n)++;
+        }
+    }
+    for (size_t i = 0; i < count; i++)
+        src_cleanup(&copy[i]);
+    emu_free(copy);
+    *out = infos;
+    return rc;
+}
+
+int
+scenario_get(struct emu *e, size_t listener, struct scenario_load *out,
+             bool *is_default)
+{
+    struct scenario_set *set = e->scenarios;
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&set->mu);
+    struct scenario_conf *c = set->def;
+    *is_default = true;
+    if (listener < set->n_listeners && set->listener[listener]) {
+        c = set->listener[listener];
+        *is_default = false;
+    }
+    out->id = c->id;
+    out->name = emu_strdup(c->name);
+    out->keys = copy_strv(c->keys, c->n);
+    out->vals = copy_strv(c->vals, c->n);
+    out->n = c->n;
+    int rc = 0;
+    if (!out->name || !out->keys || !out->vals) {
+        out->n = out->keys && out->vals ? out->n : 0;
+        scenario_load_free(out);
+        rc = -1;
+    }
+    pthread_mutex_unlock(&set->mu);
+    return rc;
+}
+
+int
+scenario_select(struct emu *e, size_t listener, const char *name,
+                const char *const *keys, const char *const *vals, size_t n,
+                char *err, size_t errlen)
+{
+    struct scenario_set *set = e->scenarios;
+    if (listener != SIZE_MAX && listener >= set->n_listeners) {
+        snprintf(err, errlen, "no such listener");
+        return -1;
+    }
+    if (name == NULL) { /* back to the default */
+        pthread_mutex_lock(&set->mu);
+        conf_free(set->listener[listener]);
+        set->listener[listener] = NULL;
+        pthread_mutex_unlock(&set->mu);
+        return 0;
+    }
+    /* Build and check outside the lock (loading takes a while); only the
+     * id allocation and the swap happen under it. */
+    pthread_mutex_lock(&set->mu);
+    struct scenario_conf *c = conf_new(set, name, false);
+    int found = c ? (ensure_src(set, name, err, errlen) != NULL) : 0;
+    pthread_mutex_unlock(&set->mu);
+    if (c == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (!found) {
+        conf_free(c);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (conf_add(c, keys[i], vals[i]) < 0) {
+            conf_free(c);
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    pthread_mutex_lock(&set->mu);
+    struct scenario_src *src = find_src(set, name);
+    struct scenario_src copy = {0};
+    if (src) {
+        copy.path = emu_strdup(src->path);
+        copy.text = emu_strndup(src->text, src->len);
+        copy.len = src->len;
+    }
+    pthread_mutex_unlock(&set->mu);
+    if (copy.path == NULL || copy.text == NULL) {
+        src_cleanup(&copy);
+        conf_free(c);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    struct scenario_info *info = emu_calloc(1, sizeof(*info));
+    int rc = info ? script_check(e, copy.path, copy.text, copy.len,
+                                 (const char *const *)c->keys,
+                                 (const char *const *)c->vals, c->n, info, err,
+                                 errlen)
+                  : -1;
+    emu_free(info);
+    src_cleanup(&copy);
+    if (rc < 0) {
+        conf_free(c);
+        return -1;
+    }
+    pthread_mutex_lock(&set->mu);
+    struct scenario_conf **slot =
+        listener == SIZE_MAX ? &set->def : &set->listener[listener];
+    conf_free(*slot);
+    *slot = c;
+    pthread_mutex_unlock(&set->mu);
+    return 0;
+}
+
+/* Give every selection of scenario `name` a new id, so workers load the
+ * new source for their next session. */
+static void
+bump(struct scenario_set *set, const char *name)
+{
+    if (set->def && strcmp(set->def->name, name) == 0)
+        set->def->id = ++set->next_id;
+    for (size_t i = 0; i < set->n_listeners; i++)
+        if (set->listener[i] && strcmp(set->listener[i]->name, name) == 0)
+            set->listener[i]->id = ++set->next_id;
+}
+
+int
+scenario_reload(struct emu *e)
+{
+    struct scenario_set *set = e->scenarios;
+    char err[1024];
+    int failed = 0;
+    /* Helper modules first: scenarios are checked against the new ones. */
+    char dir[4200];
+    struct scenario_src *libs = NULL;
+    size_t n_libs = 0;
+    snprintf(dir, sizeof(dir), "%s/lua", e->base_dir);
+    if (read_dir(dir, &libs, &n_libs, err, sizeof(err)) == 0) {
+        pthread_mutex_lock(&set->mu);
+        struct scenario_src *old = set->libs;
+        size_t n_old = set->n_libs;
+        set->libs = libs;
+        set->n_libs = n_libs;
+        pthread_mutex_unlock(&set->mu);
+        for (size_t i = 0; i < n_old; i++)
+            src_cleanup(&old[i]);
+        emu_free(old);
+    } else {
+        log_msg(e->log, LOG_LEVEL_ERROR, "reload", "%s", err);
+        failed++;
+        for (size_t i = 0; i < n_libs; i++)
+            src_cleanup(&libs[i]);
+        emu_free(libs);
+    }
+    pthread_mutex_lock(&set->mu);
+    size_t n = set->n_srcs;
+    pthread_mutex_unlock(&set->mu);
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&set->mu);
+        char *path = emu_strdup(set->srcs[i].path);
+        char *name = emu_strdup(set->srcs[i].name);
+        pthread_mutex_unlock(&set->mu);
+        char *text = NULL;
+        size_t len = 0;
+        struct scenario_info *info = emu_calloc(1, sizeof(*info));
+        if (path == NULL || name == NULL || info == NULL ||
+            read_file(path, &text, &len, err, sizeof(err)) < 0 ||
+            script_check(e, path, text, len, NULL, NULL, 0, info, err,
+                         sizeof(err)) < 0) {
+            log_msg(e->log, LOG_LEVEL_ERROR, "reload",
+                    "%s: kept the previous version: %s", path ? path : "?",
+                    err);
+            failed++;
+            emu_free(text);
+        } else {
+            pthread_mutex_lock(&set->mu);
+            struct scenario_src *src = &set->srcs[i];
+            bool changed = src->len != len || memcmp(src->text, text, len);
+            emu_free(src->text);
+            src->text = text;
+            src->len = len;
+            bump(set, name); /* lua/ may have changed too */
+            pthread_mutex_unlock(&set->mu);
+            if (changed)
+                log_msg(e->log, LOG_LEVEL_INFO, "reload", "%s: reloaded", path);
+        }
+        emu_free(info);
+        emu_free(path);
+        emu_free(name);
+    }
+    return failed;
+}

@@ -10,6 +10,7 @@
 #define EMU_SCENARIO_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,5 +54,30 @@ uint64_t scenario_current(struct emu *e, size_t listener,
                           struct scenario_load *out);
 /* Source of the helper module lua/NAME.lua; owned copy or NULL. */
 char *scenario_lib_text(struct emu *e, const char *name, size_t *len);
+
+struct scenario_info;
+/* Describe every known scenario (loads each in a throwaway state): an
+ * owned array of n entries (emu_free). -1 when memory runs out. */
+int scenario_list(struct emu *e, struct scenario_info **out, size_t *n);
+
+/* The selection of listener `listener` (SIZE_MAX: the default), copied:
+ * name and parameters. Returns 0, or -1 when out of memory. `is_default`
+ * tells whether the listener follows the default. */
+int scenario_get(struct emu *e, size_t listener, struct scenario_load *out,
+                 bool *is_default);
+
+/* Select scenario `name` with parameters for listener `listener`
+ * (SIZE_MAX: the default; name NULL: the listener follows the default
+ * again). --set NAME.key=value still applies, `keys`/`vals` override it.
+ * Checked first: on error the old selection stays and `err` says why.
+ * New sessions use the new selection; sessions in flight keep theirs. */
+int scenario_select(struct emu *e, size_t listener, const char *name,
+                    const char *const *keys, const char *const *vals, size_t n,
+                    char *err, size_t errlen);
+
+/* Re-read every scenario file and lua/ module (SIGHUP). A file that fails
+ * to load is reported and its previous version kept. Returns the number
+ * of files that failed. */
+int scenario_reload(struct emu *e);
 
 #endif

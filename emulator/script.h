@@ -75,6 +75,10 @@ const char *script_banner(const struct script_session *ss);
  * message, new HELO, STARTTLS). */
 void script_tx_reset(struct script_session *ss);
 
+/* The scenario clock: real time plus the engine's offset (--clock-offset,
+ * POST /api/v1/clock). Every expiry in emu.state follows it. */
+double script_now(const struct emu *e);
+
 /* Load and run a scenario file's top level in a throwaway state to check
  * it: fills `name`, `description` and the JSON-free parameter listing.
  * Used by scenario.c for --list-scenarios, --describe and validation. */

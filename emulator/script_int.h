@@ -77,7 +77,5 @@ void script_api_to_decision(lua_State *L, int idx, const char *hook,
 struct net_tls_info;
 /* Push a table describing TLS (nil without TLS). */
 void script_api_push_tls(lua_State *L, const struct net_tls_info *t);
-/* Scenario clock: real time plus the engine's offset. */
-double script_now(const struct emu *e);
 
 #endif

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api.h"
+#include "scenario.h"
 #include "script.h"
 #include "smtp_session.h"
 
@@ -105,6 +107,19 @@ on_signal(int sig, void *arg)
     log_msg(e->log, LOG_LEVEL_INFO, "shutdown", "signal %d received", sig);
     atomic_store(&e->stopping, true);
     worker_stop(w);
+}
+
+/* SIGHUP: re-read scenario files; new sessions get the new versions. */
+static void
+on_hup(int sig, void *arg)
+{
+    (void)sig;
+    struct worker *w = arg;
+    int failed = scenario_reload(w->emu);
+    log_msg(w->emu->log, failed ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "reload",
+            "scenarios reloaded (%d failed to load and kept their previous "
+            "version)",
+            failed);
 }
 
 static struct worker *
@@ -215,8 +230,11 @@ server_start(struct emu *e, char *err, size_t errlen)
             net_listener_set_owned_arg(w->listeners[i]);
         }
     }
+    if (e->cfg->api_enabled && api_start(e, w0->net, err, errlen) < 0)
+        return -1;
     if (net_on_signal(w0->net, SIGTERM, on_signal, w0) < 0 ||
-        net_on_signal(w0->net, SIGINT, on_signal, w0) < 0) {
+        net_on_signal(w0->net, SIGINT, on_signal, w0) < 0 ||
+        net_on_signal(w0->net, SIGHUP, on_hup, w0) < 0) {
         snprintf(err, errlen, "cannot install signal handlers");
         return -1;
     }
@@ -233,6 +251,11 @@ server_announce(struct emu *e)
         log_msg(e->log, LOG_LEVEL_INFO, "listening", "%s %s%s",
                 listener_kind_name(spec->cfg->kind), spec->name,
                 spec->cfg->proxy_protocol ? " (PROXY protocol)" : "");
+    }
+    if (e->api) {
+        bool v6 = strchr(e->cfg->api_host, ':') != NULL;
+        printf("listening api %s%s%s:%u\n", v6 ? "[" : "", e->cfg->api_host,
+               v6 ? "]" : "", api_port(e));
     }
     fflush(stdout);
 }
@@ -261,6 +284,7 @@ server_run(struct emu *e)
     }
     worker_main(e->workers[0]);
     atomic_store(&e->stopping, true);
+    api_stop(e);
     for (unsigned i = 1; i < e->n_workers; i++)
         pthread_join(e->workers[i]->thread, NULL);
     return 0;

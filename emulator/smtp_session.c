@@ -99,6 +99,7 @@ struct smtp_session {
 
     /* The command being handled. */
     struct buf line;
+    const char *line_eol; /* "\r\n", "\n" or "" as the client sent it */
     struct smtp_command cmd;
     struct smtp_envelope_args env;
 
@@ -212,7 +213,23 @@ transcript(struct smtp_session *s, enum transcript_dir dir, const char *p,
 static void
 note_client_line(struct smtp_session *s, const char *p, size_t len)
 {
-    transcript(s, TR_CLIENT, p, len);
+    /* The transcript keeps the line ending the client really sent, so a
+     * bare LF shows; the log shows the line alone. */
+    if (s->rec) {
+        char tmp[512];
+        size_t el = strlen(s->line_eol);
+        if (len + el <= sizeof(tmp)) {
+            memcpy(tmp, p, len);
+            memcpy(tmp + len, s->line_eol, el);
+            transcript(s, TR_CLIENT, tmp, len + el);
+        } else {
+            struct buf b = {0};
+            if (buf_append(&b, p, len) == 0 &&
+                buf_append(&b, s->line_eol, el) == 0)
+                transcript(s, TR_CLIENT, b.data, b.len);
+            buf_cleanup(&b);
+        }
+    }
     struct log_kv kv[] = {LOG_KVN("line", p, len)};
     slog(s, LOG_LEVEL_INFO, "cmd", kv, 1);
 }
@@ -257,7 +274,7 @@ send_reply_buf(struct smtp_session *s, const struct buf *b, int code)
         size_t end = nl ? (size_t)(nl - b->data) + 1 : b->len;
         size_t n = end - i;
         size_t body = n >= 2 ? n - 2 : n; /* without CRLF */
-        transcript(s, TR_SERVER, b->data + i, body);
+        transcript(s, TR_SERVER, b->data + i, n);
         if (log_on(s, LOG_LEVEL_INFO)) {
             struct log_kv kv[] = {LOG_KVN("line", b->data + i, body)};
             slog(s, LOG_LEVEL_INFO, "reply", kv, 1);
@@ -1453,7 +1470,6 @@ read_data(struct smtp_session *s)
     if (!data_reader_done(&s->dr) && body_cut_due(s))
         return false;
     if (data_reader_done(&s->dr)) {
-        note_client_line(s, ".", 1);
         message_complete(s, s->dr.overflow, s->dr.nomem);
         return true;
     }
@@ -2348,8 +2364,11 @@ next_line(struct smtp_session *s, size_t max)
     }
     const char *p = net_conn_pullup(s->conn, (size_t)lf + 1);
     size_t len = (size_t)lf;
-    if (len > 0 && p[len - 1] == '\r')
+    s->line_eol = "\n";
+    if (len > 0 && p[len - 1] == '\r') {
         len--;
+        s->line_eol = "\r\n";
+    }
     if (len > max) {
         net_conn_drain(s->conn, (size_t)lf + 1);
         return -1;
@@ -2452,7 +2471,8 @@ session_process(struct smtp_session *s)
                                       "exceeded");
                 } else {
                     static const char note[] = "[command line too long]";
-                    note_client_line(s, note, sizeof(note) - 1);
+                    transcript(s, TR_NOTE, note, sizeof(note) - 1);
+                    slog(s, LOG_LEVEL_INFO, "cmd", NULL, 0);
                     smtp_reply_cmd(s, "500 5.5.2 %s Error: command too long",
                                    s->emu->hostname);
                 }
@@ -2651,6 +2671,7 @@ smtp_session_accept(struct worker *w, const struct listener_spec *l, int fd,
     s->client_port = s->peer_port;
     ip_parse(s->client_ip, strlen(s->client_ip), &s->client_addr);
     str_copy(s->client_name, sizeof(s->client_name), "unknown");
+    s->line_eol = "\r\n";
     s->cur_stage = STAGE_CONNECT;
     s->next = w->sessions;
     if (w->sessions)

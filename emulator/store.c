@@ -228,3 +228,48 @@ store_session_set(struct store *st, char **field, const char *val)
     *field = copy;
     pthread_mutex_unlock(&st->mu);
 }
+
+bool
+store_delete_message(struct store *st, const char *id)
+{
+    pthread_mutex_lock(&st->mu);
+    struct store_msg *m = st->msg_newest;
+    while (m && strcmp(m->id, id) != 0)
+        m = m->older;
+    if (m) {
+        unlink_msg(st, m);
+        store_msg_free(m);
+        st->msg_generation++;
+    }
+    pthread_mutex_unlock(&st->mu);
+    return m != NULL;
+}
+
+void
+store_clear_messages(struct store *st)
+{
+    pthread_mutex_lock(&st->mu);
+    while (st->msg_newest) {
+        struct store_msg *m = st->msg_newest;
+        unlink_msg(st, m);
+        store_msg_free(m);
+    }
+    st->msg_generation++;
+    pthread_mutex_unlock(&st->mu);
+}
+
+void
+store_clear_sessions(struct store *st)
+{
+    pthread_mutex_lock(&st->mu);
+    struct store_session *r = st->sess_oldest;
+    while (r) {
+        struct store_session *newer = r->newer;
+        if (r->end > 0) {
+            unlink_session(st, r);
+            session_free(r);
+        }
+        r = newer;
+    }
+    pthread_mutex_unlock(&st->mu);
+}

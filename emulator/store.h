@@ -98,6 +98,12 @@ void store_transcript_add(struct store *st, struct store_session *r, double t,
 /* Replace a string field of a record under the lock (owned copy). */
 void store_session_set(struct store *st, char **field, const char *val);
 
+/* Delete one message by id; false when there is none. */
+bool store_delete_message(struct store *st, const char *id);
+void store_clear_messages(struct store *st);
+/* Forget the records of sessions that have ended (live ones stay). */
+void store_clear_sessions(struct store *st);
+
 void store_lock(struct store *st);
 void store_unlock(struct store *st);
 

@@ -60,13 +60,38 @@ function M:header_all(name)
   return out
 end
 
--- File names of MIME parts (filename= or name= parameters).
+-- File names of MIME parts (filename= or name= parameters), with the
+-- RFC 2231 forms mail clients use for non-ASCII or long names decoded:
+-- filename*=utf-8''%D1%84.exe, and filename*0*=...; filename*1*=... joined.
 function M:attachments()
-  local out, seen = {}, {}
-  for q, v in self.raw:gmatch('[; \t\r\n]f?i?l?e?name%*?=%s*(["\']?)([^"\'\r\n;]+)%1') do
+  local out, seen, pieces = {}, {}, {}
+  local function add(v)
     v = v:gsub("^%s+", ""):gsub("%s+$", "")
     if v ~= "" and not seen[v] then seen[v] = true; out[#out + 1] = v end
   end
+  local function flush()
+    if #pieces > 0 then add(table.concat(pieces)); pieces = {} end
+  end
+  local raw = self.raw
+  for suffix, at in raw:gmatch('[; \t\r\n]f?i?l?e?name([%*%d]*)=%s*()') do
+    local v = raw:match('^"([^"\r\n]*)"', at) or raw:match("^'([^'\r\n]*)'", at)
+      or raw:match('^([^"\r\n;]+)', at)
+    local section, star = suffix:match("^%*(%d+)(%*?)$")
+    if v and (section or suffix == "" or suffix == "*") then
+      if suffix == "*" or star == "*" then -- charset'language'%XX-encoded
+        if not section or section == "0" then v = v:gsub("^[^']*'[^']*'", "") end
+        v = v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+      end
+      if section then
+        if section == "0" then flush() end
+        pieces[#pieces + 1] = v
+      else
+        flush()
+        add(v)
+      end
+    end
+  end
+  flush()
   return out
 end
 

@@ -144,6 +144,33 @@ class Emulator:
         raise AssertionError("log never matched %r; log:\n%s"
                              % (pattern, self.log()[-4000:]))
 
+    # -- the control API --
+    def api(self, method, path, body=None, token=None, raw=False,
+            timeout=30):
+        """Call the control API; returns (status, parsed JSON or bytes)."""
+        import json
+        import urllib.error
+        import urllib.request
+        host, port = self.addr("api")
+        data = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else \
+                json.dumps(body).encode()
+        req = urllib.request.Request("http://%s:%d%s" % (host, port, path),
+                                     data=data, method=method)
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                status, payload, ctype = r.status, r.read(), \
+                    r.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as e:
+            status, payload, ctype = e.code, e.read(), \
+                e.headers.get("Content-Type", "")
+        if raw or not ctype.startswith("application/json") or not payload:
+            return status, payload
+        return status, json.loads(payload)
+
     # -- addresses --
     def port(self, kind="smtp", index=0):
         return [p for k, h, p in self.listeners if k == kind][index]
