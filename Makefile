@@ -122,6 +122,11 @@ format-check:
 	clang-format-14 --dry-run --Werror $(FORMAT_FILES)
 	@echo "format-check: ok"
 
+# Fragments in mk/ add their own targets, and may append to CHECK_EXTRA
+# (run by `make check` after the core tests) and DEB_TEST (packages).
+CHECK_EXTRA :=
+-include $(sort $(wildcard mk/*.mk))
+
 check: deps
 	$(MAKE) build-gcc certs
 	$(MAKE) build-clang
@@ -131,6 +136,7 @@ check: deps
 	$(MAKE) asan
 	$(MAKE) WERROR=1 unit-asan
 	$(MAKE) WERROR=1 integration-asan
+	$(if $(CHECK_EXTRA),$(MAKE) WERROR=1 $(CHECK_EXTRA))
 	@echo "make check: all passed"
 
 # ---- install ------------------------------------------------------------
@@ -138,6 +144,7 @@ install: build/smtp-emulator
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/smtp-emulator
 	install -m 0755 build/smtp-emulator $(DESTDIR)$(PREFIX)/bin/smtp-emulator
 	cp -R scenarios lua $(DESTDIR)$(PREFIX)/share/smtp-emulator/
+	if [ -d web ]; then cp -R web $(DESTDIR)$(PREFIX)/share/smtp-emulator/; fi
 	install -d $(DESTDIR)$(PREFIX)/share/smtp-emulator/certs
 	install -m 0755 certs/gen.sh $(DESTDIR)$(PREFIX)/share/smtp-emulator/certs/gen.sh
 	install -m 0644 certs/README.md $(DESTDIR)$(PREFIX)/share/smtp-emulator/certs/README.md
