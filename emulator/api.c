@@ -987,6 +987,63 @@ get_metrics(struct api *a, struct net_http_req *r)
 }
 
 /* ------------------------------------------------------------------ */
+/* The web page (web/ next to scenarios/)                              */
+
+static const char *
+content_type(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    if (dot == NULL)
+        return NULL;
+    static const char *const types[][2] = {
+        {".html", "text/html; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
+        {".json", "application/json"},
+    };
+    for (size_t i = 0; i < EMU_ARRAY_LEN(types); i++)
+        if (strcmp(dot, types[i][0]) == 0)
+            return types[i][1];
+    return NULL;
+}
+
+/* Files are served only from web/ itself, by plain names: no slashes, no
+ * dot-dot, a known extension, at most 1 MiB. */
+static void
+serve_static(struct api *a, struct net_http_req *r, const char *path)
+{
+    const char *name = strcmp(path, "/") == 0 ? "index.html" : path + 1;
+    const char *ctype = content_type(name);
+    bool ok = ctype != NULL && name[0] != '.' && strlen(name) < 64;
+    for (const char *c = name; ok && *c; c++)
+        ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+             (*c >= '0' && *c <= '9') || *c == '.' || *c == '-' || *c == '_';
+    if (!ok || strstr(name, "..")) {
+        reply_error(r, 404, "no such endpoint: %s", path);
+        return;
+    }
+    char file[4200];
+    snprintf(file, sizeof(file), "%s/web/%s", a->e->base_dir, name);
+    FILE *f = fopen(file, "rb");
+    if (f == NULL) {
+        reply_error(r, 404, "no such file: %s", name);
+        return;
+    }
+    struct buf b = {0};
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 &&
+           b.len + n <= 1024 * 1024)
+        buf_append(&b, chunk, n);
+    fclose(f);
+    net_http_reply(r, 200, ctype, b.data ? b.data : "", b.len);
+    buf_cleanup(&b);
+}
+
+/* ------------------------------------------------------------------ */
 /* Routing                                                             */
 
 static bool
@@ -1143,6 +1200,8 @@ route(struct net_http_req *r, void *arg)
             post_clock(a, r);
         else
             method_not_allowed(r);
+    } else if (is(m, "GET") && strncmp(p, "/api/", 5) != 0) {
+        serve_static(a, r, p);
     } else {
         reply_error(r, 404, "no such endpoint: %s", p);
     }
