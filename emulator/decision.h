@@ -51,6 +51,14 @@ struct decision {
      * `cut_then` instead of reading the rest. */
     uint64_t cut_bytes;
     enum decide_then cut_then;
+    /* Send each line of the reply this long after the previous one (a
+     * tarpit); applies to the stage's default reply too. */
+    uint32_t line_delay_ms;
+    /* Before a TLS handshake (on_tls): which server certificate
+     * ("expired", "selfsigned", "wronghost"; "" for the default) and which
+     * protocol versions ("1.0-1.1", "1.3"; "" for the default). */
+    char tls_cert[32];
+    char tls_versions[16];
 };
 
 void decision_init(struct decision *d);

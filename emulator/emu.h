@@ -37,7 +37,8 @@ struct listener_spec {
 struct emu {
     const struct config *cfg;
     struct log *log;
-    struct net_tls *tls; /* NULL when no certificate is available */
+    struct net_tls *tls;             /* NULL when no certificate is available */
+    struct net_tls_cache *tls_cache; /* scenario-chosen variants */
     struct store store;
     struct metrics metrics;
     char hostname[256];

@@ -174,7 +174,16 @@ setup_tls(struct emu *e, struct config *cfg, char *err, size_t errlen)
             ca_path = ca;
     }
     e->tls = net_tls_new(cert, key, ca_path, err, errlen);
-    return e->tls ? 0 : -1;
+    if (e->tls == NULL)
+        return -1;
+    char dir[PATH_MAX + 16];
+    snprintf(dir, sizeof(dir), "%s/certs", e->base_dir);
+    e->tls_cache = net_tls_cache_new(e->tls, cert, key, ca_path, dir);
+    if (e->tls_cache == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
 static void
@@ -304,6 +313,7 @@ out_server:
 out_store:
     store_cleanup(&e.store);
 out:
+    net_tls_cache_free(e.tls_cache);
     net_tls_free(e.tls);
     log_free(e.log);
     config_cleanup(&cfg);

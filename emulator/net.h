@@ -134,6 +134,21 @@ struct net_tls *net_tls_new(const char *cert, const char *key, const char *ca,
                             char *err, size_t errlen);
 void net_tls_free(struct net_tls *t);
 
+/* Variants of the server's TLS set-up that scenarios pick per handshake
+ * (on_tls): another certificate from certs/ (server-NAME.pem and .key, or
+ * "alert": every handshake fails with a handshake_failure alert) and a
+ * range of protocol versions ("1.0-1.1", "1.3"). Created on first use,
+ * shared by all workers. */
+struct net_tls_cache;
+struct net_tls_cache *net_tls_cache_new(struct net_tls *base, const char *cert,
+                                        const char *key, const char *ca,
+                                        const char *certs_dir);
+void net_tls_cache_free(struct net_tls_cache *c);
+/* NULL with err on a bad name or version, or an unreadable file. */
+struct net_tls *net_tls_cache_get(struct net_tls_cache *c, const char *cert,
+                                  const char *versions, char *err,
+                                  size_t errlen);
+
 /* --- HTTP (net_http.c): the control API's transport --- */
 struct net_http;
 struct net_http_req;

@@ -13,6 +13,7 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,9 +40,30 @@ ssl_error(char *err, size_t errlen, const char *what, const char *file)
     snprintf(err, errlen, "%s '%s': %s", what, file, buf[0] ? buf : "failed");
 }
 
+static struct net_tls *tls_new(const char *cert, const char *key,
+                               const char *ca, int min_v, int max_v, bool alert,
+                               char *err, size_t errlen);
+
 struct net_tls *
 net_tls_new(const char *cert, const char *key, const char *ca, char *err,
             size_t errlen)
+{
+    return tls_new(cert, key, ca, 0, 0, false, err, errlen);
+}
+
+/* Refuse every ClientHello: the client gets a handshake_failure alert. */
+static int
+refuse_hello(SSL *ssl, int *al, void *arg)
+{
+    (void)ssl;
+    (void)arg;
+    *al = SSL_AD_HANDSHAKE_FAILURE;
+    return SSL_CLIENT_HELLO_ERROR;
+}
+
+static struct net_tls *
+tls_new(const char *cert, const char *key, const char *ca, int min_v, int max_v,
+        bool alert, char *err, size_t errlen)
 {
     struct net_tls *t = emu_calloc(1, sizeof(*t));
     if (t == NULL) {
@@ -55,6 +77,20 @@ net_tls_new(const char *cert, const char *key, const char *ca, char *err,
     }
     SSL_CTX_set_options(t->ctx, SSL_OP_NO_RENEGOTIATION |
                                     SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (min_v || max_v) {
+        /* Old versions need the legacy security level in OpenSSL 3. */
+        if (min_v && min_v < TLS1_2_VERSION) {
+            SSL_CTX_set_security_level(t->ctx, 0);
+            SSL_CTX_set_cipher_list(t->ctx, "DEFAULT:@SECLEVEL=0");
+        }
+        if ((min_v && SSL_CTX_set_min_proto_version(t->ctx, min_v) != 1) ||
+            (max_v && SSL_CTX_set_max_proto_version(t->ctx, max_v) != 1)) {
+            snprintf(err, errlen, "TLS versions not supported here");
+            goto fail;
+        }
+    }
+    if (alert)
+        SSL_CTX_set_client_hello_cb(t->ctx, refuse_hello, NULL);
     if (SSL_CTX_use_certificate_chain_file(t->ctx, cert) != 1) {
         ssl_error(err, errlen, "cannot load TLS certificate", cert);
         goto fail;
@@ -193,4 +229,128 @@ net_tls_describe(SSL *ssl, struct net_tls_info *out)
         strftime(out->not_after, sizeof(out->not_after), "%Y-%m-%dT%H:%M:%SZ",
                  &tm);
     X509_free(cert);
+}
+
+/* ---- variants for scenarios ---- */
+
+struct tls_variant {
+    char cert[32];
+    char versions[16];
+    struct net_tls *tls;
+    struct tls_variant *next;
+};
+
+struct net_tls_cache {
+    pthread_mutex_t mu;
+    struct net_tls *base;
+    char *cert, *key, *ca, *dir;
+    struct tls_variant *list;
+};
+
+struct net_tls_cache *
+net_tls_cache_new(struct net_tls *base, const char *cert, const char *key,
+                  const char *ca, const char *certs_dir)
+{
+    struct net_tls_cache *c = emu_calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    pthread_mutex_init(&c->mu, NULL);
+    c->base = base;
+    c->cert = emu_strdup(cert);
+    c->key = emu_strdup(key);
+    c->ca = ca ? emu_strdup(ca) : NULL;
+    c->dir = emu_strdup(certs_dir);
+    if (!c->cert || !c->key || (ca && !c->ca) || !c->dir) {
+        net_tls_cache_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void
+net_tls_cache_free(struct net_tls_cache *c)
+{
+    if (c == NULL)
+        return;
+    while (c->list) {
+        struct tls_variant *v = c->list;
+        c->list = v->next;
+        net_tls_free(v->tls);
+        emu_free(v);
+    }
+    emu_free(c->cert);
+    emu_free(c->key);
+    emu_free(c->ca);
+    emu_free(c->dir);
+    pthread_mutex_destroy(&c->mu);
+    emu_free(c);
+}
+
+static int
+version_of(const char *s, size_t n)
+{
+    if (n == 3 && memcmp(s, "1.0", 3) == 0)
+        return TLS1_VERSION;
+    if (n == 3 && memcmp(s, "1.1", 3) == 0)
+        return TLS1_1_VERSION;
+    if (n == 3 && memcmp(s, "1.2", 3) == 0)
+        return TLS1_2_VERSION;
+    if (n == 3 && memcmp(s, "1.3", 3) == 0)
+        return TLS1_3_VERSION;
+    return -1;
+}
+
+struct net_tls *
+net_tls_cache_get(struct net_tls_cache *c, const char *cert,
+                  const char *versions, char *err, size_t errlen)
+{
+    bool alert = strcmp(cert, "alert") == 0;
+    if ((cert[0] == '\0' || strcmp(cert, "default") == 0) &&
+        versions[0] == '\0')
+        return c->base;
+    int min_v = 0, max_v = 0;
+    if (versions[0]) {
+        const char *dash = strchr(versions, '-');
+        size_t n1 = dash ? (size_t)(dash - versions) : strlen(versions);
+        min_v = version_of(versions, n1);
+        max_v = dash ? version_of(dash + 1, strlen(dash + 1)) : min_v;
+        if (min_v < 0 || max_v < 0 || min_v > max_v) {
+            snprintf(err, errlen, "bad TLS versions '%s' (e.g. 1.0-1.1, 1.3)",
+                     versions);
+            return NULL;
+        }
+    }
+    pthread_mutex_lock(&c->mu);
+    for (struct tls_variant *v = c->list; v; v = v->next) {
+        if (strcmp(v->cert, cert) == 0 && strcmp(v->versions, versions) == 0) {
+            pthread_mutex_unlock(&c->mu);
+            return v->tls;
+        }
+    }
+    char cf[4200], kf[4200];
+    if (cert[0] && strcmp(cert, "default") != 0 && !alert) {
+        snprintf(cf, sizeof(cf), "%s/server-%s.pem", c->dir, cert);
+        snprintf(kf, sizeof(kf), "%s/server-%s.key", c->dir, cert);
+    } else {
+        str_copy(cf, sizeof(cf), c->cert);
+        str_copy(kf, sizeof(kf), c->key);
+    }
+    struct net_tls *t =
+        tls_new(cf, kf, c->ca, min_v, max_v, alert, err, errlen);
+    struct tls_variant *v = t ? emu_calloc(1, sizeof(*v)) : NULL;
+    if (v == NULL) {
+        if (t) {
+            net_tls_free(t);
+            snprintf(err, errlen, "out of memory");
+        }
+        pthread_mutex_unlock(&c->mu);
+        return NULL;
+    }
+    str_copy(v->cert, sizeof(v->cert), cert);
+    str_copy(v->versions, sizeof(v->versions), versions);
+    v->tls = t;
+    v->next = c->list;
+    c->list = v;
+    pthread_mutex_unlock(&c->mu);
+    return t;
 }

@@ -547,6 +547,31 @@ out:
     return status;
 }
 
+char *
+scenario_source(struct emu *e, const char *name, char **path, size_t *len)
+{
+    struct scenario_set *set = e->scenarios;
+    char *t = NULL;
+    *path = NULL;
+    if (set == NULL)
+        return NULL;
+    pthread_mutex_lock(&set->mu);
+    struct scenario_src *src = find_src(set, name);
+    if (src) {
+        t = emu_strndup(src->text, src->len);
+        *path = emu_strdup(src->path);
+        *len = src->len;
+        if (t == NULL || *path == NULL) {
+            emu_free(t);
+            emu_free(*path);
+            t = NULL;
+            *path = NULL;
+        }
+    }
+    pthread_mutex_unlock(&set->mu);
+    return t;
+}
+
 /* ---- the control API's view ---- */
 
 int

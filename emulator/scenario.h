@@ -55,6 +55,10 @@ uint64_t scenario_current(struct emu *e, size_t listener,
 /* Source of the helper module lua/NAME.lua; owned copy or NULL. */
 char *scenario_lib_text(struct emu *e, const char *name, size_t *len);
 
+/* Source of scenario NAME (for emu.use): owned text and path, or NULL. */
+char *scenario_source(struct emu *e, const char *name, char **path,
+                      size_t *len);
+
 struct scenario_info;
 /* Describe every known scenario (loads each in a throwaway state): an
  * owned array of n entries (emu_free). -1 when memory runs out. */

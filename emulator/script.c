@@ -31,7 +31,7 @@
 static const char *const hook_names[HOOK_COUNT] = {
     "on_connect", "on_ehlo",       "on_starttls", "on_auth",
     "on_mail",    "on_rcpt",       "on_data",     "on_message",
-    "on_quit",    "on_disconnect", "on_command",
+    "on_quit",    "on_disconnect", "on_command",  "on_tls",
 };
 
 const char *
@@ -49,6 +49,7 @@ script_hook_name(enum script_hook h)
     case HOOK_QUIT:
     case HOOK_DISCONNECT:
     case HOOK_COMMAND:
+    case HOOK_TLS:
         return hook_names[h];
     case HOOK_COUNT:
         break;
@@ -1003,9 +1004,19 @@ script_decide(struct script_session *ss, enum smtp_stage stage,
     case HOOK_QUIT:
     case HOOK_DISCONNECT:
     case HOOK_COMMAND:
+    case HOOK_TLS:
     case HOOK_COUNT:
         break;
     }
+    script_call(&c);
+}
+
+void
+script_tls(struct script_session *ss, struct decision *out)
+{
+    if (!script_has_hook(ss, HOOK_TLS))
+        return;
+    struct call c = {ss, HOOK_TLS, push_connect, NULL, 0, NULL, out};
     script_call(&c);
 }
 

@@ -35,6 +35,7 @@ enum script_hook {
     HOOK_QUIT,
     HOOK_DISCONNECT,
     HOOK_COMMAND, /* any command line, before the server handles it */
+    HOOK_TLS,     /* before a TLS handshake: pick certificate, versions */
     HOOK_COUNT
 };
 
@@ -60,6 +61,8 @@ const char *script_session_scenario(const struct script_session *ss);
  * the 451 reply above. */
 void script_decide(struct script_session *ss, enum smtp_stage stage,
                    struct decision *out);
+/* on_tls: before a TLS handshake (STARTTLS or implicit TLS). */
+void script_tls(struct script_session *ss, struct decision *out);
 /* on_command: before the server handles a command line. */
 void script_command(struct script_session *ss, const char *verb,
                     const char *args, size_t args_len, struct decision *out);

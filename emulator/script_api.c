@@ -170,6 +170,24 @@ opt_ms(lua_State *L, int t, const char *k)
     return (uint32_t)(v * 1000 + 0.5);
 }
 
+/* A short word field: letters, digits, '.', '-'. */
+static void
+opt_name(lua_State *L, int t, const char *k, char *out, size_t cap)
+{
+    lua_getfield(L, t, k);
+    size_t n = 0;
+    const char *v = lua_isnil(L, -1) ? "" : lua_tolstring(L, -1, &n);
+    bool ok = v != NULL && n < cap;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (v[i] >= 'a' && v[i] <= 'z') || (v[i] >= '0' && v[i] <= '9') ||
+             v[i] == '.' || v[i] == '-';
+    if (!ok)
+        luaL_error(L, "decision: bad %s '%s'", k, v ? v : "?");
+    memcpy(out, v, n);
+    out[n] = '\0';
+    lua_pop(L, 1);
+}
+
 void
 script_api_to_decision(lua_State *L, int idx, const char *hook,
                        struct decision *out)
@@ -216,6 +234,10 @@ script_api_to_decision(lua_State *L, int idx, const char *hook,
         luaL_error(L, "decision: cut must be a byte count");
     out->cut_bytes = (uint64_t)cut;
     out->cut_then = then_values[opt_choice(L, idx, "cut_mode", then_names, 1)];
+    out->line_delay_ms = opt_ms(L, idx, "line_delay");
+    opt_name(L, idx, "tls_cert", out->tls_cert, sizeof(out->tls_cert));
+    opt_name(L, idx, "tls_versions", out->tls_versions,
+             sizeof(out->tls_versions));
     if (out->kind == DECIDE_REPLY && out->then == THEN_CLOSE)
         out->kind = DECIDE_REPLY_CLOSE;
 }
@@ -676,6 +698,39 @@ l_lib(lua_State *L)
     return 1;
 }
 
+/* emu._scenario(name) -> the chunk of scenario NAME, loaded in its own
+ * sandbox (not yet run), for emu.use in the prelude. */
+static int
+l_scenario_chunk(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    struct script_ctx *c = script_ctx(L);
+    char *path = NULL;
+    size_t len = 0;
+    char *text = scenario_source(c->emu, name, &path, &len);
+    if (text == NULL)
+        return luaL_error(L, "emu.use: unknown scenario '%s'", name);
+    char cn[4200];
+    size_t bl = strlen(c->emu->base_dir);
+    const char *shown = path;
+    if (bl && strncmp(path, c->emu->base_dir, bl) == 0 && path[bl] == '/')
+        shown = path + bl + 1;
+    snprintf(cn, sizeof(cn), "@%s", shown);
+    emu_free(path);
+    int rc = luaL_loadbufferx(L, text, len, cn, "t");
+    emu_free(text);
+    if (rc != LUA_OK)
+        return lua_error(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, "emu.api");
+    lua_getfield(L, -1, "_sandbox");
+    lua_pushstring(L, cn + 1);
+    lua_call(L, 1, 1);
+    lua_setupvalue(L, -3, 1);
+    lua_pop(L, 1);
+    lua_pushstring(L, cn + 1);
+    return 2;
+}
+
 /* ---- emu.state ---- */
 
 static struct kv *
@@ -932,6 +987,7 @@ static const luaL_Reg emu_funcs[] = {
     {"base64_encode", l_b64enc},
     {"base64_decode", l_b64dec},
     {"lib", l_lib},
+    {"_scenario", l_scenario_chunk},
     {NULL, NULL},
 };
 

@@ -131,6 +131,13 @@ struct smtp_session {
 
     struct script_session *script; /* the scenario's per-session state */
     const char *end_reason;        /* static text: why the session ended */
+
+    /* A tarpit reply: lines still to send, one per tick. */
+    struct buf slow;
+    size_t slow_off;
+    bool slow_active;
+    uint32_t line_delay_ms; /* for replies sent by the current decision */
+    struct net_timer *slow_timer;
 };
 
 static void session_process(struct smtp_session *s);
@@ -261,13 +268,70 @@ write_out(struct smtp_session *s, const char *p, size_t len)
     }
 }
 
+static void session_process(struct smtp_session *s);
+static void session_leave(struct smtp_session *s);
+
+/* One more line of a tarpit reply; the next one after the delay. When
+ * the last has gone, input is read again. */
+static void
+on_slow_timer(void *arg)
+{
+    struct smtp_session *s = arg;
+    s->busy++;
+    const char *p = s->slow.data + s->slow_off;
+    size_t left = s->slow.len - s->slow_off;
+    const char *nl = memchr(p, '\n', left);
+    size_t n = nl ? (size_t)(nl - p) + 1 : left;
+    write_out(s, p, n);
+    s->slow_off += n;
+    if (s->slow_off < s->slow.len && !(s->flags & SF_DEAD)) {
+        net_timer_start(s->slow_timer, s->line_delay_ms / 1000.0);
+    } else {
+        s->slow_active = false;
+        s->line_delay_ms = 0;
+        buf_reset(&s->slow, LINE_KEEP);
+        s->slow_off = 0;
+        if (s->conn && !(s->flags & (SF_DEAD | SF_CLOSE_AFTER_REPLY)) &&
+            s->state != SMTP_STATE_HANG && s->state != SMTP_STATE_WAIT) {
+            net_conn_read_enable(s->conn, true);
+            session_process(s);
+        }
+    }
+    session_leave(s);
+}
+
+/* Queue reply bytes for the tarpit instead of writing them at once. */
+static void
+slow_write(struct smtp_session *s, const char *p, size_t len)
+{
+    if (buf_append(&s->slow, p, len) < 0) {
+        write_out(s, p, len); /* no memory for the queue: send at once */
+        return;
+    }
+    if (s->slow_active)
+        return;
+    if (s->slow_timer == NULL &&
+        (s->slow_timer = net_timer_new(s->w->net, on_slow_timer, s)) == NULL) {
+        write_out(s, s->slow.data, s->slow.len);
+        buf_reset(&s->slow, LINE_KEEP);
+        return;
+    }
+    s->slow_active = true;
+    if (s->conn)
+        net_conn_read_enable(s->conn, false);
+    net_timer_start(s->slow_timer, s->line_delay_ms / 1000.0);
+}
+
 /* Send a finished reply (CRLF-terminated lines in `b`), log it line by
  * line, count it, and apply Postfix's rules: every 421/521 reply is
  * followed by a disconnect, and a 4xx/5xx counts toward the error limit. */
 static void
 send_reply_buf(struct smtp_session *s, const struct buf *b, int code)
 {
-    write_out(s, b->data, b->len);
+    if (s->line_delay_ms > 0 || s->slow_active)
+        slow_write(s, b->data, b->len);
+    else
+        write_out(s, b->data, b->len);
     size_t i = 0;
     while (i < b->len) {
         const char *nl = memchr(b->data + i, '\n', b->len - i);
@@ -521,6 +585,8 @@ smtp_session_free(struct smtp_session *s, const char *reason)
     if (s->conn)
         net_conn_free(s->conn);
     net_timer_free(s->timer);
+    net_timer_free(s->slow_timer);
+    buf_cleanup(&s->slow);
     session_unlink(s);
     atomic_fetch_sub(&s->emu->active_sessions, 1);
     tx_reset(s);
@@ -566,7 +632,7 @@ session_leave(struct smtp_session *s)
         return;
     }
     if ((s->flags & SF_CLOSE_AFTER_REPLY) && s->state != SMTP_STATE_HANG &&
-        (s->conn == NULL || net_conn_out_len(s->conn) == 0))
+        !s->slow_active && (s->conn == NULL || net_conn_out_len(s->conn) == 0))
         smtp_session_free(s, "closed");
 }
 
@@ -593,7 +659,10 @@ on_timer(void *arg)
         set_state(s, s->resume_state);
         if (s->conn)
             net_conn_read_enable(s->conn, true);
+        s->line_delay_ms = d.line_delay_ms;
         fn(s, &d);
+        if (!s->slow_active)
+            s->line_delay_ms = 0;
         decision_cleanup(&d);
         if (!(s->flags & (SF_DEAD | SF_CLOSE_AFTER_REPLY)))
             session_process(s);
@@ -752,7 +821,10 @@ decide_apply(struct smtp_session *s, struct decision *d, decided_fn *fn)
         net_timer_start(s->timer, s->pending.delay_ms / 1000.0);
         return;
     }
+    s->line_delay_ms = d->line_delay_ms;
     fn(s, d);
+    if (!s->slow_active)
+        s->line_delay_ms = 0;
     decision_cleanup(d);
 }
 
@@ -1737,11 +1809,50 @@ proceed_starttls(struct smtp_session *s)
     starttls_cmd_decided(s, &d);
 }
 
+/* The TLS set-up for a handshake: the server's own, or the variant the
+ * scenario's on_tls asks for (another certificate, other versions). A
+ * terminal decision (drop, reset, hang) is left in `d` for the caller. */
+static struct net_tls *
+tls_choose(struct smtp_session *s, struct decision *d)
+{
+    struct emu *e = s->emu;
+    if (s->script == NULL || !script_has_hook(s->script, HOOK_TLS))
+        return e->tls;
+    s->cur_stage = STAGE_STARTTLS;
+    script_tls(s->script, d);
+    if (d->kind == DECIDE_REPLY || d->kind == DECIDE_REPLY_CLOSE) {
+        /* No reply fits before a handshake (a scenario error gives 451
+         * here): keep the server's own set-up. */
+        decision_cleanup(d);
+        decision_init(d);
+        return e->tls;
+    }
+    if ((d->tls_cert[0] || d->tls_versions[0]) && e->tls_cache) {
+        char err[256];
+        struct net_tls *t = net_tls_cache_get(
+            e->tls_cache, d->tls_cert, d->tls_versions, err, sizeof(err));
+        if (t)
+            return t;
+        struct log_kv kv[] = {LOG_KV("error", err)};
+        slog(s, LOG_LEVEL_ERROR, "script-error", kv, 1);
+        metrics_inc(&e->metrics.scenario_errors);
+    }
+    return e->tls;
+}
+
 static void
 tls_start(struct smtp_session *s)
 {
     size_t discarded = 0;
-    if (net_conn_start_tls(s->conn, s->emu->tls, &discarded) < 0) {
+    struct decision d;
+    decision_init(&d);
+    struct net_tls *ctx = tls_choose(s, &d);
+    if (apply_terminal(s, &d)) {
+        decision_cleanup(&d);
+        return;
+    }
+    decision_cleanup(&d);
+    if (net_conn_start_tls(s->conn, ctx, &discarded) < 0) {
         session_end(s, OUTCOME_ERROR, "TLS setup failed");
         return;
     }
@@ -2439,7 +2550,8 @@ error_delay_due(struct smtp_session *s)
 static void
 session_process(struct smtp_session *s)
 {
-    while (!(s->flags & (SF_DEAD | SF_CLOSE_AFTER_REPLY)) && s->conn) {
+    while (!(s->flags & (SF_DEAD | SF_CLOSE_AFTER_REPLY)) && s->conn &&
+           !s->slow_active) {
         bool again = false;
         switch (s->state) {
         case SMTP_STATE_PROXY:
@@ -2572,7 +2684,7 @@ on_net(struct net_conn *c, enum net_event ev, void *arg)
         if (s->flags & SF_RESET_AFTER_REPLY) {
             reset_now(s, "reset by scenario");
         } else if (s->flags & SF_CLOSE_AFTER_REPLY) {
-            if (s->state != SMTP_STATE_HANG)
+            if (s->state != SMTP_STATE_HANG && !s->slow_active)
                 smtp_session_free(s, "closed");
         } else if (s->state == SMTP_STATE_TLS_PENDING) {
             tls_start(s);
@@ -2683,8 +2795,18 @@ smtp_session_accept(struct worker *w, const struct listener_spec *l, int fd,
     s->start = net_now(w->net);
 
     bool implicit_tls = l->cfg->kind == LISTENER_SMTPS;
-    s->conn = net_conn_new(w->net, fd, implicit_tls ? e->tls : NULL, on_net, s);
+    bool over = active > e->cfg->max_connections;
+    /* The scenario comes first: with implicit TLS it picks the TLS set-up
+     * (on_tls) before the handshake starts. */
+    if (!over)
+        s->script =
+            script_session_new(w->script, s, (size_t)(l - e->listeners));
+    struct decision tls_d;
+    decision_init(&tls_d);
+    struct net_tls *ctx = implicit_tls ? tls_choose(s, &tls_d) : NULL;
+    s->conn = net_conn_new(w->net, fd, ctx, on_net, s);
     if (s->conn == NULL) {
+        decision_cleanup(&tls_d);
         s->outcome = OUTCOME_ERROR;
         smtp_session_free(s, "out of memory");
         return;
@@ -2710,7 +2832,7 @@ smtp_session_accept(struct worker *w, const struct listener_spec *l, int fd,
     }
 
     s->busy++;
-    if (active > e->cfg->max_connections) {
+    if (over) {
         /* Postfix's wording for its per-client connection limit. */
         metrics_inc(&e->metrics.connections_refused);
         s->cur_stage = STAGE_CONNECT;
@@ -2722,10 +2844,15 @@ smtp_session_accept(struct worker *w, const struct listener_spec *l, int fd,
         session_leave(s);
         return;
     }
-    s->script = script_session_new(w->script, s, (size_t)(l - e->listeners));
     if (s->rec && s->script)
         store_session_set(&e->store, &s->rec->scenario,
                           script_session_scenario(s->script));
+    if (apply_terminal(s, &tls_d)) {
+        decision_cleanup(&tls_d);
+        session_leave(s);
+        return;
+    }
+    decision_cleanup(&tls_d);
     if (l->cfg->proxy_protocol) {
         set_state(s, SMTP_STATE_PROXY);
     } else if (implicit_tls) {

@@ -21,11 +21,21 @@ function D:close_on_input() self.next = "close_on_input"; return self end
 function D:reset_on_input() self.next = "reset_on_input"; return self end
 -- Act only after `seconds` (a timer; other sessions go on).
 function D:after(seconds) self.delay = seconds; return self end
+-- Send each line of the reply `seconds` after the previous one (tarpit).
+function D:slowly(seconds) self.line_delay = seconds; return self end
 
 local function decision(t) return emu._decision(t) end
 
 function emu.default() return decision{ kind = "default" } end
 function emu.delay(seconds) return decision{ kind = "default", delay = seconds } end
+-- The default reply, one line every `seconds` (a tarpit).
+function emu.slowly(seconds) return decision{ kind = "default", line_delay = seconds } end
+-- From on_tls: the server certificate and TLS versions for this handshake.
+-- cert: "default", "expired", "selfsigned" or "wronghost" (certs/server-*.pem);
+-- versions: "1.0-1.1", "1.2", "1.3", "1.2-1.3", ...
+function emu.tls(opts)
+  return decision{ kind = "default", tls_cert = opts.cert, tls_versions = opts.versions }
+end
 function emu.drop() return decision{ kind = "drop" } end
 function emu.reset() return decision{ kind = "reset" } end
 function emu.hang(seconds) return decision{ kind = "hang", hang = seconds } end
@@ -142,7 +152,7 @@ end
 local HOOKS = {
   on_connect = true, on_ehlo = true, on_starttls = true, on_auth = true,
   on_mail = true, on_rcpt = true, on_data = true, on_message = true,
-  on_quit = true, on_disconnect = true, on_command = true,
+  on_quit = true, on_disconnect = true, on_command = true, on_tls = true,
 }
 local FIELDS = { name = true, description = true, params = true, replies = true }
 
@@ -166,7 +176,7 @@ function emu._check_scenario(t, file)
       end
     elseif not FIELDS[k] then
       local hint = type(k) == "string" and k:match("^on_") and
-        " (hooks: on_connect, on_ehlo, on_starttls, on_auth, on_mail, on_rcpt, on_data, on_message, on_quit, on_disconnect, on_command)" or
+        " (hooks: on_connect, on_ehlo, on_starttls, on_auth, on_mail, on_rcpt, on_data, on_message, on_quit, on_disconnect, on_command, on_tls)" or
         " (fields: name, description, params, replies, on_*)"
       error(("%s: unknown key '%s'%s"):format(file, tostring(k), hint), 0)
     end
@@ -286,4 +296,44 @@ function emu._describe_params(spec)
     }
   end
   return rows
+end
+
+---------------------------------------------------------------------------
+-- Composition: one scenario handing a stage to another (the router).
+
+local used = {}
+
+local function key_of(name, overrides)
+  local keys = {}
+  for k in pairs(overrides or {}) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local parts = { name }
+  for _, k in ipairs(keys) do
+    local v = overrides[k]
+    if type(v) == "table" then v = table.concat(v, ",") end
+    parts[#parts + 1] = k .. "=" .. tostring(v)
+  end
+  return table.concat(parts, "\0")
+end
+
+-- emu.use("greylisting", {delay = 5}) -> a handle whose hooks run with
+-- that scenario's own parameters: h:call("on_rcpt", s, rcpt). Loaded once
+-- per state and parameter set.
+function emu.use(name, overrides)
+  local key = key_of(name, overrides)
+  local h = used[key]
+  if h then return h end
+  local chunk, file = emu._scenario(name)
+  local t = chunk()
+  emu._check_scenario(t, file)
+  local p = emu._build_params(t.params, overrides or {})
+  h = { name = t.name, params = p, scenario = t }
+  function h:call(hook, s, x)
+    local f = t[hook]
+    if f then return f(s, x, p) end
+    return nil
+  end
+  function h:has(hook) return t[hook] ~= nil end
+  used[key] = h
+  return h
 end
