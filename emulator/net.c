@@ -1,10 +1,13 @@
 /*
  * net: libevent plumbing. Each worker has one struct net (an event_base).
- * Connections are bufferevents created without BEV_OPT_CLOSE_ON_FREE for
- * plain sockets, so that STARTTLS can free the plain bufferevent and put an
- * OpenSSL socket bufferevent on the same descriptor. That keeps a single
- * buffer layer (no filter chain), and a TLS close cannot lose the last reply
- * in a filter's underlying buffer. Nothing outside net*.c includes event2.
+ * A plain connection is a socket with a persistent read event and two
+ * evbuffers: input is read with one readv into reserved space, and output
+ * written during a callback is flushed with one writev when the callback
+ * returns (the "dirty list"), so pipelined replies coalesce and a reply
+ * costs no epoll_ctl unless the socket is full. This matters: on loopback
+ * the syscalls are most of the cost of an SMTP session. A TLS connection
+ * (implicit, or after STARTTLS on the same descriptor) is an OpenSSL
+ * socket bufferevent. Nothing outside net*.c includes event2.
  */
 #include "net.h"
 #include "net_int.h"
@@ -26,6 +29,7 @@
 #include <unistd.h>
 
 struct net_signal_slot {
+    struct net *net;
     struct event *ev;
     net_signal_fn *fn;
     void *arg;
@@ -35,6 +39,7 @@ struct net {
     struct event_base *base;
     struct net_signal_slot signals[8];
     size_t n_signals;
+    struct net_conn *dirty; /* plain connections with unflushed output */
 };
 
 struct net_listener {
@@ -50,19 +55,31 @@ struct net_listener {
 
 struct net_conn {
     struct net *net;
-    struct bufferevent *bev;
     int fd;
-    SSL *ssl; /* owned by bev when set (BEV_OPT_CLOSE_ON_FREE) */
     net_conn_fn *fn;
     void *arg;
+    /* Plain mode. */
+    struct event *rev, *wev;
+    struct evbuffer *in, *out;
+    bool reading; /* rev is added */
+    bool writing; /* wev is added (the socket was full) */
+    bool dirty;   /* on net->dirty */
+    struct net_conn *dirty_next;
+    /* TLS mode: all I/O goes through the bufferevent. */
+    struct bufferevent *bev;
+    SSL *ssl; /* owned by bev (BEV_OPT_CLOSE_ON_FREE) */
     bool tls_ready;
+    unsigned timeout; /* idle timeout, seconds */
 };
 
 struct net_timer {
+    struct net *net;
     struct event *ev;
     net_timer_fn *fn;
     void *arg;
 };
+
+static void net_flush(struct net *n);
 
 const char *
 net_event_name(enum net_event ev)
@@ -149,6 +166,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     struct net_signal_slot *slot = arg;
     slot->fn((int)sig, slot->arg);
+    net_flush(slot->net);
 }
 
 int
@@ -157,6 +175,7 @@ net_on_signal(struct net *n, int sig, net_signal_fn *fn, void *arg)
     if (n->n_signals == EMU_ARRAY_LEN(n->signals))
         return -1;
     struct net_signal_slot *slot = &n->signals[n->n_signals];
+    slot->net = n;
     slot->fn = fn;
     slot->arg = arg;
     slot->ev = evsignal_new(n->base, sig, on_signal, slot);
@@ -210,7 +229,9 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
     int one = 1;
     /* Replies are small and latency matters more than packet count. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct net *n = l->net;
     l->fn(l, fd, sa, (socklen_t)salen, l->arg);
+    net_flush(n);
 }
 
 static void
@@ -370,52 +391,203 @@ net_listener_free(struct net_listener *l)
 
 /* ---- connections ---- */
 
-static void
-conn_read_cb(struct bufferevent *bev, void *arg)
+#define READ_CHUNK 16384
+
+static bool
+is_plain(const struct net_conn *c)
 {
-    (void)bev;
-    struct net_conn *c = arg;
-    c->fn(c, NET_EV_READ, c->arg);
+    return c->bev == NULL;
+}
+
+static struct evbuffer *
+in_buf(struct net_conn *c)
+{
+    return is_plain(c) ? c->in : bufferevent_get_input(c->bev);
+}
+
+static struct evbuffer *
+out_buf(struct net_conn *c)
+{
+    return is_plain(c) ? c->out : bufferevent_get_output(c->bev);
 }
 
 static void
-conn_write_cb(struct bufferevent *bev, void *arg)
+mark_dirty(struct net_conn *c)
+{
+    if (c->dirty || c->writing)
+        return;
+    c->dirty = true;
+    c->dirty_next = c->net->dirty;
+    c->net->dirty = c;
+}
+
+static void
+unmark_dirty(struct net_conn *c)
+{
+    if (!c->dirty)
+        return;
+    for (struct net_conn **pp = &c->net->dirty; *pp; pp = &(*pp)->dirty_next) {
+        if (*pp == c) {
+            *pp = c->dirty_next;
+            break;
+        }
+    }
+    c->dirty = false;
+}
+
+/* Write what is buffered. Returns 1 when the buffer is now empty, 0 when
+ * the socket is full (the write event takes over), -1 on error. */
+static int
+try_write(struct net_conn *c)
+{
+    while (evbuffer_get_length(c->out) > 0) {
+        int n = evbuffer_write(c->out, c->fd);
+        if (n < 0) {
+            int err = EVUTIL_SOCKET_ERROR();
+            if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
+                break;
+            return -1;
+        }
+        if (n == 0)
+            break;
+    }
+    if (evbuffer_get_length(c->out) == 0) {
+        if (c->writing) {
+            event_del(c->wev);
+            c->writing = false;
+        }
+        return 1;
+    }
+    if (!c->writing) {
+        event_add(c->wev, NULL);
+        c->writing = true;
+    }
+    return 0;
+}
+
+/* Flush every connection written to during the last callback. A DRAINED
+ * or ERROR callback may write again (or free the connection), so the list
+ * is taken one entry at a time until it stays empty. */
+static void
+net_flush(struct net *n)
+{
+    while (n->dirty) {
+        struct net_conn *c = n->dirty;
+        n->dirty = c->dirty_next;
+        c->dirty = false;
+        int r = try_write(c);
+        if (r > 0)
+            c->fn(c, NET_EV_DRAINED, c->arg);
+        else if (r < 0)
+            c->fn(c, NET_EV_ERROR, c->arg);
+    }
+}
+
+static void
+on_plain_read(evutil_socket_t fd, short what, void *arg)
 {
     struct net_conn *c = arg;
+    struct net *n = c->net;
+    if (what & EV_TIMEOUT) {
+        c->fn(c, NET_EV_TIMEOUT, c->arg);
+        net_flush(n);
+        return;
+    }
+    struct evbuffer_iovec v[2];
+    int nv = evbuffer_reserve_space(c->in, READ_CHUNK, v, 2);
+    if (nv <= 0) {
+        c->fn(c, NET_EV_ERROR, c->arg);
+        net_flush(n);
+        return;
+    }
+    struct iovec iov[2];
+    for (int i = 0; i < nv; i++) {
+        iov[i].iov_base = v[i].iov_base;
+        iov[i].iov_len = v[i].iov_len;
+    }
+    ssize_t r = readv(fd, iov, nv);
+    if (r > 0) {
+        size_t left = (size_t)r;
+        for (int i = 0; i < nv; i++) {
+            size_t k = left < v[i].iov_len ? left : v[i].iov_len;
+            v[i].iov_len = k;
+            left -= k;
+        }
+        evbuffer_commit_space(c->in, v, nv);
+        c->fn(c, NET_EV_READ, c->arg);
+    } else if (r == 0) {
+        /* The peer closed its side: stop watching, tell the session. */
+        event_del(c->rev);
+        c->reading = false;
+        c->fn(c, NET_EV_EOF, c->arg);
+    } else {
+        int err = errno;
+        if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+            event_del(c->rev);
+            c->reading = false;
+            c->fn(c, NET_EV_ERROR, c->arg);
+        }
+    }
+    net_flush(n);
+}
+
+static void
+on_plain_write(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct net_conn *c = arg;
+    struct net *n = c->net;
+    int r = try_write(c);
+    if (r > 0)
+        c->fn(c, NET_EV_DRAINED, c->arg);
+    else if (r < 0)
+        c->fn(c, NET_EV_ERROR, c->arg);
+    net_flush(n);
+}
+
+/* TLS mode callbacks (bufferevent). */
+static void
+tls_read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct net_conn *c = arg;
+    struct net *n = c->net;
+    c->fn(c, NET_EV_READ, c->arg);
+    net_flush(n);
+}
+
+static void
+tls_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct net_conn *c = arg;
+    struct net *n = c->net;
     /* The OpenSSL bufferevent can report a drain while bytes are still
      * queued (a write blocked on a read); users rely on "drained" meaning
      * empty, to close without losing the last reply. */
     if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
         return;
     c->fn(c, NET_EV_DRAINED, c->arg);
+    net_flush(n);
 }
 
 static void
-conn_event_cb(struct bufferevent *bev, short what, void *arg)
+tls_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     struct net_conn *c = arg;
+    struct net *n = c->net;
     if (what & BEV_EVENT_CONNECTED) {
         c->tls_ready = true;
         c->fn(c, NET_EV_TLS_READY, c->arg);
-        return;
-    }
-    if (what & BEV_EVENT_TIMEOUT) {
+    } else if (what & BEV_EVENT_TIMEOUT) {
         c->fn(c, NET_EV_TIMEOUT, c->arg);
-        return;
-    }
-    if (what & BEV_EVENT_EOF) {
+    } else if (what & BEV_EVENT_EOF) {
         c->fn(c, NET_EV_EOF, c->arg);
-        return;
+    } else {
+        c->fn(c, NET_EV_ERROR, c->arg);
     }
-    c->fn(c, NET_EV_ERROR, c->arg);
-}
-
-static void
-conn_setup(struct net_conn *c)
-{
-    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    net_flush(n);
 }
 
 static struct bufferevent *
@@ -432,8 +604,26 @@ tls_bev(struct net *n, int fd, struct net_tls *tls, SSL **out)
     }
     /* A client that closes without close_notify is common; not an error. */
     bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    bufferevent_setcb(bev, tls_read_cb, tls_write_cb, tls_event_cb, NULL);
     *out = ssl;
     return bev;
+}
+
+static void
+plain_release(struct net_conn *c)
+{
+    unmark_dirty(c);
+    if (c->rev)
+        event_free(c->rev);
+    if (c->wev)
+        event_free(c->wev);
+    if (c->in)
+        evbuffer_free(c->in);
+    if (c->out)
+        evbuffer_free(c->out);
+    c->rev = c->wev = NULL;
+    c->in = c->out = NULL;
+    c->reading = c->writing = false;
 }
 
 struct net_conn *
@@ -451,16 +641,25 @@ net_conn_new(struct net *n, int fd, struct net_tls *tls, net_conn_fn *fn,
     c->arg = arg;
     if (tls) {
         c->bev = tls_bev(n, fd, tls, &c->ssl);
-    } else {
-        c->bev = bufferevent_socket_new(n->base, fd, 0);
+        if (c->bev == NULL)
+            goto fail;
+        bufferevent_setcb(c->bev, tls_read_cb, tls_write_cb, tls_event_cb, c);
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+        return c;
     }
-    if (c->bev == NULL) {
-        close(fd);
-        emu_free(c);
-        return NULL;
-    }
-    conn_setup(c);
+    c->in = evbuffer_new();
+    c->out = evbuffer_new();
+    c->rev = event_new(n->base, fd, EV_READ | EV_PERSIST, on_plain_read, c);
+    c->wev = event_new(n->base, fd, EV_WRITE | EV_PERSIST, on_plain_write, c);
+    if (!c->in || !c->out || !c->rev || !c->wev || event_add(c->rev, NULL) < 0)
+        goto fail;
+    c->reading = true;
     return c;
+fail:
+    plain_release(c);
+    close(fd);
+    emu_free(c);
+    return NULL;
 }
 
 void
@@ -468,9 +667,12 @@ net_conn_free(struct net_conn *c)
 {
     if (c == NULL)
         return;
-    bufferevent_free(c->bev); /* closes fd and frees SSL when TLS */
-    if (c->ssl == NULL)
+    if (is_plain(c)) {
+        plain_release(c);
         close(c->fd);
+    } else {
+        bufferevent_free(c->bev); /* closes fd and frees SSL */
+    }
     emu_free(c);
 }
 
@@ -486,40 +688,63 @@ void
 net_conn_set_timeout(struct net_conn *c, unsigned seconds)
 {
     struct timeval tv = {(time_t)seconds, 0};
-    bufferevent_set_timeouts(c->bev, seconds ? &tv : NULL, NULL);
+    if (!is_plain(c)) {
+        bufferevent_set_timeouts(c->bev, seconds ? &tv : NULL, NULL);
+        return;
+    }
+    if (c->reading)
+        event_add(c->rev, seconds ? &tv : NULL);
+    /* Remember it for when reading resumes. */
+    c->timeout = seconds;
 }
 
 void
 net_conn_read_enable(struct net_conn *c, bool on)
 {
-    if (on)
-        bufferevent_enable(c->bev, EV_READ);
-    else
-        bufferevent_disable(c->bev, EV_READ);
+    if (!is_plain(c)) {
+        if (on)
+            bufferevent_enable(c->bev, EV_READ);
+        else
+            bufferevent_disable(c->bev, EV_READ);
+        return;
+    }
+    if (on && !c->reading) {
+        struct timeval tv = {(time_t)c->timeout, 0};
+        event_add(c->rev, c->timeout ? &tv : NULL);
+        c->reading = true;
+    } else if (!on && c->reading) {
+        event_del(c->rev);
+        c->reading = false;
+    }
 }
 
 int
 net_conn_write(struct net_conn *c, const void *p, size_t len)
 {
-    return bufferevent_write(c->bev, p, len);
+    if (!is_plain(c))
+        return bufferevent_write(c->bev, p, len);
+    if (evbuffer_add(c->out, p, len) < 0)
+        return -1;
+    mark_dirty(c);
+    return 0;
 }
 
 size_t
 net_conn_out_len(struct net_conn *c)
 {
-    return evbuffer_get_length(bufferevent_get_output(c->bev));
+    return evbuffer_get_length(out_buf(c));
 }
 
 size_t
 net_conn_in_len(struct net_conn *c)
 {
-    return evbuffer_get_length(bufferevent_get_input(c->bev));
+    return evbuffer_get_length(in_buf(c));
 }
 
 long
 net_conn_find_lf(struct net_conn *c, size_t max)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = in_buf(c);
     struct evbuffer_iovec v[8];
     size_t off = 0;
     struct evbuffer_ptr start;
@@ -551,7 +776,7 @@ net_conn_find_lf(struct net_conn *c, size_t max)
 const char *
 net_conn_pullup(struct net_conn *c, size_t n)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = in_buf(c);
     if (evbuffer_get_length(in) < n)
         return NULL;
     return (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
@@ -560,7 +785,7 @@ net_conn_pullup(struct net_conn *c, size_t n)
 int
 net_conn_peek(struct net_conn *c, struct iovec *v, int max)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = in_buf(c);
     struct evbuffer_iovec ev[16];
     if (max > 16)
         max = 16;
@@ -577,23 +802,33 @@ net_conn_peek(struct net_conn *c, struct iovec *v, int max)
 void
 net_conn_drain(struct net_conn *c, size_t n)
 {
-    evbuffer_drain(bufferevent_get_input(c->bev), n);
+    evbuffer_drain(in_buf(c), n);
 }
 
 int
 net_conn_start_tls(struct net_conn *c, struct net_tls *tls, size_t *discarded)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    *discarded = evbuffer_get_length(in);
+    if (!is_plain(c))
+        return -1;
+    /* Bytes the client sent after STARTTLS in the clear are thrown away
+     * (CVE-2011-0411); any reply not yet written is written first. */
+    *discarded = evbuffer_get_length(c->in);
+    while (evbuffer_get_length(c->out) > 0)
+        if (evbuffer_write(c->out, c->fd) <= 0)
+            break;
     SSL *ssl;
     struct bufferevent *bev = tls_bev(c->net, c->fd, tls, &ssl);
     if (bev == NULL)
         return -1;
-    /* The plain bufferevent does not own the fd (no CLOSE_ON_FREE). */
-    bufferevent_free(c->bev);
+    plain_release(c);
     c->bev = bev;
     c->ssl = ssl;
-    conn_setup(c);
+    bufferevent_setcb(c->bev, tls_read_cb, tls_write_cb, tls_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (c->timeout) {
+        struct timeval tv = {(time_t)c->timeout, 0};
+        bufferevent_set_timeouts(c->bev, &tv, NULL);
+    }
     return 0;
 }
 
@@ -616,7 +851,7 @@ net_conn_tls_info(struct net_conn *c, struct net_tls_info *out)
 const char *
 net_conn_tls_error(struct net_conn *c, char *buf, size_t cap)
 {
-    unsigned long e = bufferevent_get_openssl_error(c->bev);
+    unsigned long e = c->bev ? bufferevent_get_openssl_error(c->bev) : 0;
     if (e == 0) {
         str_copy(buf, cap, "connection closed during handshake");
         return buf;
@@ -645,7 +880,9 @@ on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct net_timer *t = arg;
+    struct net *n = t->net;
     t->fn(t->arg);
+    net_flush(n);
 }
 
 struct net_timer *
@@ -654,6 +891,7 @@ net_timer_new(struct net *n, net_timer_fn *fn, void *arg)
     struct net_timer *t = emu_calloc(1, sizeof(*t));
     if (t == NULL)
         return NULL;
+    t->net = n;
     t->fn = fn;
     t->arg = arg;
     t->ev = evtimer_new(n->base, on_timer, t);
