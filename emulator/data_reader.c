@@ -54,12 +54,15 @@ emit(struct data_reader *r, const char *p, size_t n)
 static size_t
 span(struct data_reader *r, const char *p, size_t len)
 {
-    size_t i = 0;
-    while (i < len && p[i] != '\r' && p[i] != '\n') {
-        if (p[i] == '\0')
-            r->flags |= DR_SAW_NUL;
-        i++;
-    }
+    /* memchr is vectorised: find the line end, then look for an earlier
+     * CR and for NUL bytes inside the run. */
+    const char *lf = memchr(p, '\n', len);
+    size_t i = lf ? (size_t)(lf - p) : len;
+    const char *cr = memchr(p, '\r', i);
+    if (cr)
+        i = (size_t)(cr - p);
+    if (i && memchr(p, '\0', i))
+        r->flags |= DR_SAW_NUL;
     if (i)
         emit(r, p, i);
     return i;

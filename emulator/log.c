@@ -76,7 +76,16 @@ stamp(struct log *lg, struct buf *b)
         strftime(lg->cached, sizeof(lg->cached), "%Y-%m-%dT%H:%M:%S", &tm);
         lg->cached_sec = ts.tv_sec;
     }
-    buf_printf(b, "%s.%03ldZ", lg->cached, ts.tv_nsec / 1000000);
+    /* "YYYY-MM-DDTHH:MM:SS" + ".mmmZ" without printf on the hot path. */
+    char ms[6];
+    long m = ts.tv_nsec / 1000000;
+    ms[0] = '.';
+    ms[1] = (char)('0' + m / 100);
+    ms[2] = (char)('0' + m / 10 % 10);
+    ms[3] = (char)('0' + m % 10);
+    ms[4] = 'Z';
+    buf_append_str(b, lg->cached);
+    buf_append(b, ms, 5);
 }
 
 static bool
@@ -119,7 +128,10 @@ format_line(struct log *lg, enum log_level lvl, const char *event,
         return;
     }
     stamp(lg, b);
-    buf_printf(b, " %s event=%s", log_level_name(lvl), event);
+    buf_append_char(b, ' ');
+    buf_append_str(b, log_level_name(lvl));
+    buf_append_str(b, " event=");
+    buf_append_str(b, event);
     for (size_t i = 0; i < n; i++) {
         const char *v = kv[i].val ? kv[i].val : "";
         size_t len = kv[i].len == LOG_STRLEN ? strlen(v) : kv[i].len;

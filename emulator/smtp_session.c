@@ -92,8 +92,9 @@ struct smtp_session {
     uint64_t bdat_remaining;
     uint64_t bdat_chunk; /* size of the chunk being read */
     uint64_t body_logged;
-    uint64_t body_raw;  /* body bytes read for this message */
-    uint64_t cut_bytes; /* the scenario's cut point, 0: none */
+    uint64_t declared_size; /* MAIL FROM SIZE=, 0 when not given */
+    uint64_t body_raw;      /* body bytes read for this message */
+    uint64_t cut_bytes;     /* the scenario's cut point, 0: none */
     enum decide_then cut_then;
     uint32_t cut_hang_ms;
 
@@ -406,6 +407,16 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
     int code = smtp_replyv(s, fmt, ap);
     va_end(ap);
     return code;
+}
+
+/* A constant one-line reply, CRLF included: the common replies skip the
+ * printf and the parsing. */
+static void
+smtp_reply_fixed(struct smtp_session *s, const char *line)
+{
+    struct buf b = {(char *)line, strlen(line), 0};
+    send_reply_buf(
+        s, &b, (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0'));
 }
 
 /* A reply to a command: also feeds the error counter. */
@@ -863,6 +874,7 @@ tx_reset(struct smtp_session *s)
                   SF_BDAT_ERROR);
     s->bdat_remaining = 0;
     s->bdat_chunk = 0;
+    s->declared_size = 0;
     s->body_logged = 0;
     if (s->script)
         script_tx_reset(s->script);
@@ -1098,6 +1110,7 @@ check_mail(struct smtp_session *s)
                 smtp_reply_cmd(s, "501 5.5.4 Bad message size syntax");
                 return false;
             }
+            s->declared_size = sz;
             if (sz > s->emu->cfg->max_message_size) {
                 smtp_reply_cmd(s, "552 5.3.4 Message size exceeds fixed "
                                   "limit");
@@ -1172,7 +1185,7 @@ mail_decided(struct smtp_session *s, struct decision *d)
     if (code > 0)
         reply_decision(s, d);
     else
-        smtp_reply(s, "250 2.1.0 Ok");
+        smtp_reply_fixed(s, "250 2.1.0 Ok\r\n");
 }
 
 static void
@@ -1297,7 +1310,7 @@ rcpt_decided(struct smtp_session *s, struct decision *d)
     if (code > 0)
         reply_decision(s, d);
     else
-        smtp_reply(s, "250 2.1.5 Ok");
+        smtp_reply_fixed(s, "250 2.1.5 Ok\r\n");
 }
 
 static void
@@ -1344,6 +1357,10 @@ data_decided(struct smtp_session *s, struct decision *d)
         return;
     }
     buf_cleanup(&s->msg);
+    /* One allocation for most messages instead of a doubling series. */
+    buf_reserve(&s->msg, s->declared_size && s->declared_size < (1 << 24)
+                             ? (size_t)s->declared_size + 64
+                             : 8192);
     data_reader_init(&s->dr, &s->msg, s->emu->cfg->max_message_size);
     s->body_raw = 0;
     s->cut_bytes = d->cut_bytes;
@@ -1353,7 +1370,7 @@ data_decided(struct smtp_session *s, struct decision *d)
     if (code > 0)
         reply_decision(s, d);
     else
-        smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+        smtp_reply_fixed(s, "354 End data with <CR><LF>.<CR><LF>\r\n");
 }
 
 static void
@@ -1724,13 +1741,13 @@ static void
 proceed_rset(struct smtp_session *s)
 {
     tx_reset(s);
-    smtp_reply(s, "250 2.0.0 Ok");
+    smtp_reply_fixed(s, "250 2.0.0 Ok\r\n");
 }
 
 static void
 proceed_noop(struct smtp_session *s)
 {
-    smtp_reply(s, "250 2.0.0 Ok");
+    smtp_reply_fixed(s, "250 2.0.0 Ok\r\n");
 }
 
 static void
@@ -1741,7 +1758,7 @@ quit_decided(struct smtp_session *s, struct decision *d)
     if (decision_code(d) > 0)
         reply_decision(s, d);
     else
-        smtp_reply(s, "221 2.0.0 Bye");
+        smtp_reply_fixed(s, "221 2.0.0 Bye\r\n");
     s->flags |= SF_CLOSE_AFTER_REPLY;
     set_state(s, SMTP_STATE_QUIT);
 }
