@@ -26,6 +26,12 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
     $SUDO chmod 755 /usr/sbin/policy-rc.d
     trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
 fi
+case " $missing " in
+*" postfix "*)
+    # Only smtp-sink and smtp-source are wanted: no mail system set-up.
+    echo "postfix postfix/main_mailer_type select No configuration" |
+        $SUDO debconf-set-selections ;;
+esac
 # shellcheck disable=SC2086
 if ! $SUDO apt-get install -y -q --no-install-recommends $missing; then
     $SUDO apt-get update -q
