@@ -4,7 +4,7 @@
 VERSION   := 0.1.0
 PREFIX    ?= /usr/local
 CC        ?= gcc
-PKGS      := libevent libevent_openssl openssl lua5.4 jansson
+PKGS      := libevent libevent_openssl openssl lua5.4 jansson hiredis
 PYTHON    := /usr/bin/python3
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 
@@ -44,8 +44,9 @@ help:
 
 # ---- dependencies -------------------------------------------------------
 DEB_BUILD := gcc make pkg-config libevent-dev libssl-dev liblua5.4-dev \
-             libjansson-dev libcmocka-dev clang clang-format-14 openssl
-DEB_TEST  := python3 swaks curl openssl procps
+             libjansson-dev libhiredis-dev libcmocka-dev clang clang-format-14 \
+             openssl
+DEB_TEST  := python3 swaks curl openssl procps redis-server
 deps:
 	@./tools/deps.sh $(DEB_BUILD) $(DEB_TEST)
 

@@ -24,6 +24,7 @@
 #include "net.h"
 #include "scenario.h"
 #include "script.h"
+#include "state.h"
 #include "store.h"
 
 #define API_MAX_BODY (64 * 1024)
@@ -849,11 +850,16 @@ listener_index(struct api *a, const char *addr)
 /* ------------------------------------------------------------------ */
 /* State, clock, health, metrics                                       */
 
+struct state_api_call {
+    struct api *a;
+    struct net_http_req *r;
+    json_t *arr;
+};
+
 static void
 state_entry(const char *key, size_t klen, const struct kv_value *v, void *arg)
 {
-    struct api *a = ((void **)arg)[0];
-    json_t *arr = ((void **)arg)[1];
+    struct state_api_call *c = arg;
     json_t *o = json_object();
     const char *slash = memchr(key, '/', klen);
     json_object_set_new(o, "scenario",
@@ -869,8 +875,32 @@ state_entry(const char *key, size_t klen, const struct kv_value *v, void *arg)
         json_object_set_new(o, "value", jdisplay(v->str, v->len));
     json_object_set_new(o, "expires", jtime(v->expires));
     if (v->expires > 0)
-        json_object_set_new(o, "ttl", json_real(v->expires - script_now(a->e)));
-    json_array_append_new(arr, o);
+        json_object_set_new(o, "ttl",
+                            json_real(v->expires - script_now(c->a->e)));
+    json_array_append_new(c->arr, o);
+}
+
+static void
+state_listed(const char *err, void *arg)
+{
+    struct state_api_call *c = arg;
+    if (err) {
+        json_decref(c->arr);
+        reply_error(c->r, 503, "state store: %s", err);
+    } else {
+        reply_json(c->r, 200, c->arr);
+    }
+    emu_free(c);
+}
+
+static void
+state_cleared(const char *err, void *arg)
+{
+    struct net_http_req *r = arg;
+    if (err)
+        reply_error(r, 503, "state store: %s", err);
+    else
+        net_http_reply(r, 204, "application/json", "", 0);
 }
 
 static json_t *
@@ -879,6 +909,17 @@ clock_json(struct api *a)
     double now = script_now(a->e);
     return json_pack("{s:f,s:o,s:f}", "now", now, "time", jtime(now), "offset",
                      atomic_load(&a->e->clock_offset));
+}
+
+static void
+clock_set_done(const char *err, void *arg)
+{
+    struct state_api_call *c = arg;
+    if (err)
+        reply_error(c->r, 503, "state store: %s", err);
+    else
+        reply_json(c->r, 200, clock_json(c->a));
+    emu_free(c);
 }
 
 static void
@@ -903,14 +944,18 @@ post_clock(struct api *a, struct net_http_req *r)
         reply_error(r, 400, "seconds out of range");
         return;
     }
-    if (adv)
-        atomic_store(&a->e->clock_offset, atomic_load(&a->e->clock_offset) + v);
-    else
-        atomic_store(&a->e->clock_offset, v);
+    double offset = adv ? atomic_load(&a->e->clock_offset) + v : v;
     json_decref(j);
     log_msg(a->e->log, LOG_LEVEL_INFO, "api", "clock offset is now %.3f s",
-            atomic_load(&a->e->clock_offset));
-    reply_json(r, 200, clock_json(a));
+            offset);
+    struct state_api_call *c = emu_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        reply_error(r, 503, "out of memory");
+        return;
+    }
+    c->a = a;
+    c->r = r;
+    state_clock_set(a->e->workers[0]->state, offset, clock_set_done, c);
 }
 
 static void
@@ -977,6 +1022,15 @@ get_metrics(struct api *a, struct net_http_req *r)
            "Scenario runtime errors, budget and memory overruns.");
     buf_printf(&b, "smtp_emulator_scenario_errors_total %lu\n",
                atomic_load(&m->scenario_errors));
+    metric(&b, "smtp_emulator_state_errors_total", "counter",
+           "emu.state calls that failed (Redis unreachable, slow or "
+           "failing).");
+    buf_printf(&b, "smtp_emulator_state_errors_total %lu\n",
+               atomic_load(&m->state_errors));
+    metric(&b, "smtp_emulator_state_fallbacks_total", "counter",
+           "emu.state calls answered from memory after a Redis failure.");
+    buf_printf(&b, "smtp_emulator_state_fallbacks_total %lu\n",
+               atomic_load(&m->state_fallbacks));
     metric(&b, "smtp_emulator_api_requests_total", "counter",
            "Control API requests.");
     buf_printf(&b, "smtp_emulator_api_requests_total %lu\n",
@@ -1093,6 +1147,13 @@ route(struct net_http_req *r, void *arg)
                    json_pack("{s:s}", "status", stopping ? "stopping" : "ok"));
         return;
     }
+    /* The page's own files are public: a browser opening the URL cannot
+     * send a Bearer header, and the page asks for the token itself. */
+    if (is(m, "GET") && strncmp(p, "/api/", 5) != 0 &&
+        strcmp(p, "/metrics") != 0) {
+        serve_static(a, r, p);
+        return;
+    }
     const char *token = a->e->cfg->api_token;
     if (token) {
         const char *h = net_http_header(r, "Authorization");
@@ -1182,14 +1243,19 @@ route(struct net_http_req *r, void *arg)
     } else if (segment(p, "/api/v1/messages/", "/raw", seg, sizeof(seg))) {
         is(m, "GET") ? get_message(a, r, seg, true) : method_not_allowed(r);
     } else if (strcmp(p, "/api/v1/state") == 0) {
+        struct state *st = a->e->workers[0]->state;
         if (is(m, "GET")) {
-            json_t *arr = json_array();
-            void *args[2] = {a, arr};
-            kv_each(a->e->kv, script_now(a->e), state_entry, args);
-            reply_json(r, 200, arr);
+            struct state_api_call *c = emu_calloc(1, sizeof(*c));
+            if (c == NULL) {
+                reply_error(r, 503, "out of memory");
+                return;
+            }
+            c->a = a;
+            c->r = r;
+            c->arr = json_array();
+            state_list(st, script_now(a->e), state_entry, state_listed, c);
         } else if (is(m, "DELETE")) {
-            kv_clear(a->e->kv);
-            net_http_reply(r, 204, "application/json", "", 0);
+            state_clear(st, state_cleared, r);
         } else {
             method_not_allowed(r);
         }
@@ -1200,8 +1266,6 @@ route(struct net_http_req *r, void *arg)
             post_clock(a, r);
         else
             method_not_allowed(r);
-    } else if (is(m, "GET") && strncmp(p, "/api/", 5) != 0) {
-        serve_static(a, r, p);
     } else {
         reply_error(r, 404, "no such endpoint: %s", p);
     }

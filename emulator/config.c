@@ -136,6 +136,15 @@ const char config_usage[] =
     "\n"
     "Process:\n"
     "  --workers N                     event-loop threads (default 1)\n"
+    "  --state memory|redis://HOST:PORT[/DB]  where emu.state lives (default\n"
+    "                                  memory; Redis lets replicas share it)\n"
+    "  --state-prefix PREFIX           Redis key prefix (default "
+    "smtp-emulator:)\n"
+    "  --state-fallback none|memory    Redis unreachable: 451 (none) or local\n"
+    "                                  memory\n"
+    "  --state-timeout SECONDS         how long a Redis call may take "
+    "(0.5)\n"
+    "  --instance-id NAME              names this replica in the API\n"
     "  --user NAME                     drop root privileges after binding\n"
     "  --log-format text|json          default text\n"
     "  --log-level error|warn|info|debug|trace   default info\n"
@@ -240,6 +249,38 @@ parse_seconds(struct parse_ctx *p, const char *opt, const char *val,
         return fail(p, "%s: expected seconds (a number >= 0), got '%s'", opt,
                     val);
     *out = v;
+    return 0;
+}
+
+int
+config_parse_redis_url(const char *s, char *host, size_t hostcap,
+                       uint16_t *port, unsigned *db)
+{
+    if (strncmp(s, "redis://", 8) != 0)
+        return -1;
+    const char *rest = s + 8;
+    const char *slash = strchr(rest, '/');
+    char hp[IP_STR_MAX + 16];
+    size_t hl = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (hl == 0 || hl >= sizeof(hp))
+        return -1;
+    memcpy(hp, rest, hl);
+    hp[hl] = '\0';
+    if (strchr(hp, ':') == NULL) {
+        char with_port[sizeof(hp) + 8];
+        snprintf(with_port, sizeof(with_port), "%s:6379", hp);
+        str_copy(hp, sizeof(hp), with_port);
+    }
+    if (config_parse_hostport(hp, host, hostcap, port, NULL) < 0 || *port == 0)
+        return -1;
+    *db = 0;
+    if (slash && slash[1]) {
+        char *end;
+        unsigned long v = strtoul(slash + 1, &end, 10);
+        if (*end || v > 1000)
+            return -1;
+        *db = (unsigned)v;
+    }
     return 0;
 }
 
@@ -701,6 +742,63 @@ opt_user(struct parse_ctx *p, const char *o, const char *v)
     return set_str(p, &p->c->user, v);
 }
 
+static int
+opt_state(struct parse_ctx *p, const char *o, const char *v)
+{
+    if (strcmp(v, "memory") == 0) {
+        emu_free(p->c->state_url);
+        p->c->state_url = NULL;
+        return 0;
+    }
+    char host[IP_STR_MAX + 1];
+    uint16_t port;
+    unsigned db;
+    if (config_parse_redis_url(v, host, sizeof(host), &port, &db) < 0)
+        return fail(p,
+                    "%s: expected memory or redis://HOST:PORT[/DB], got "
+                    "'%s'",
+                    o, v);
+    return set_str(p, &p->c->state_url, v);
+}
+
+static int
+opt_state_prefix(struct parse_ctx *p, const char *o, const char *v)
+{
+    if (strpbrk(v, " \r\n") != NULL)
+        return fail(p, "%s: no spaces in a key prefix", o);
+    return set_str(p, &p->c->state_prefix, v);
+}
+
+static int
+opt_state_fallback(struct parse_ctx *p, const char *o, const char *v)
+{
+    if (strcmp(v, "memory") == 0)
+        p->c->state_fallback_memory = true;
+    else if (strcmp(v, "none") == 0)
+        p->c->state_fallback_memory = false;
+    else
+        return fail(p, "%s: expected none or memory, got '%s'", o, v);
+    return 0;
+}
+
+static int
+opt_state_timeout(struct parse_ctx *p, const char *o, const char *v)
+{
+    if (parse_seconds(p, o, v, &p->c->state_timeout) < 0)
+        return -1;
+    if (p->c->state_timeout <= 0)
+        return fail(p, "%s: must be more than 0", o);
+    return 0;
+}
+
+static int
+opt_instance_id(struct parse_ctx *p, const char *o, const char *v)
+{
+    if (v[0] == '\0' || strlen(v) > 64)
+        return fail(p, "%s: 1 to 64 characters", o);
+    return set_str(p, &p->c->instance_id, v);
+}
+
 static const struct option_def {
     const char *name;
     bool has_value;
@@ -743,6 +841,11 @@ static const struct option_def {
     {"api-token", true, opt_api_token},
     {"workers", true, opt_workers},
     {"user", true, opt_user},
+    {"state", true, opt_state},
+    {"state-prefix", true, opt_state_prefix},
+    {"state-fallback", true, opt_state_fallback},
+    {"state-timeout", true, opt_state_timeout},
+    {"instance-id", true, opt_instance_id},
     {"healthcheck", true, opt_healthcheck},
     {"help", false, opt_help},
     {"version", false, opt_version},
@@ -770,6 +873,7 @@ defaults(struct config *c)
     c->lua_mem_limit = 64ULL * 1024 * 1024;
     c->lua_instr_limit = 10000000;
     c->workers = 1;
+    c->state_timeout = 0.5;
 }
 
 enum config_result
@@ -842,6 +946,9 @@ config_parse(int argc, char *const argv[], struct config *c, char *err,
     }
     if (c->scenario == NULL && set_str(&p, &c->scenario, "accept") < 0)
         return CONFIG_ERROR;
+    if (c->state_prefix == NULL &&
+        set_str(&p, &c->state_prefix, "smtp-emulator:") < 0)
+        return CONFIG_ERROR;
     return CONFIG_OK;
 }
 
@@ -868,6 +975,9 @@ config_cleanup(struct config *c)
     emu_free(c->scenario);
     emu_free(c->api_token);
     emu_free(c->user);
+    emu_free(c->state_url);
+    emu_free(c->state_prefix);
+    emu_free(c->instance_id);
     cidr_list_cleanup(&c->xclient_from);
     memset(c, 0, sizeof(*c));
 }

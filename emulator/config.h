@@ -111,6 +111,13 @@ struct config {
 
     unsigned workers;
     char *user; /* drop privileges to this user after binding */
+
+    /* Shared scenario state (issue 11). */
+    char *state_url;            /* NULL: in memory; "redis://HOST:PORT[/DB]" */
+    char *state_prefix;         /* key prefix in Redis */
+    bool state_fallback_memory; /* Redis down: use local memory */
+    double state_timeout;       /* seconds a Redis call may take */
+    char *instance_id;          /* names this replica in the API */
 };
 
 enum config_result { CONFIG_OK, CONFIG_ERROR };
@@ -128,6 +135,9 @@ void config_cleanup(struct config *c);
  * `scenario` is non-NULL (it then receives an owned string or NULL). */
 int config_parse_hostport(const char *s, char *host, size_t hostcap,
                           uint16_t *port, char **scenario);
+/* "redis://HOST[:PORT][/DB]" (host an IP address or localhost). */
+int config_parse_redis_url(const char *s, char *host, size_t hostcap,
+                           uint16_t *port, unsigned *db);
 /* "10240000", "10M", "64k": bytes; -1 on junk. */
 int config_parse_size(const char *s, uint64_t *out);
 

@@ -26,6 +26,7 @@ struct scenario_set;
 struct script_engine;
 struct kv;
 struct api;
+struct state;
 
 /* A listening address as configured, shared by all workers. */
 struct listener_spec {
@@ -74,6 +75,7 @@ struct worker {
     struct net_timer *flush_timer;
     struct net_timer *stop_timer;
     struct script_engine *script; /* this worker's Lua state */
+    struct state *state;          /* emu.state: memory or Redis */
 };
 
 #endif

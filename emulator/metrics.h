@@ -62,6 +62,8 @@ struct metrics {
     atomic_ulong scenario_errors;
     atomic_ulong api_requests;
     atomic_ulong connections_refused; /* over --max-connections */
+    atomic_ulong state_errors;        /* Redis unreachable, slow, failing */
+    atomic_ulong state_fallbacks;     /* ... answered from memory instead */
 };
 
 static inline void

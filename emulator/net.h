@@ -179,6 +179,36 @@ void net_http_add_header(struct net_http_req *r, const char *name,
 void net_http_reply(struct net_http_req *r, int status, const char *ctype,
                     const char *body, size_t len);
 
+/* --- Redis (net_redis.c): the shared state store of replicas --- */
+struct net_redis;
+enum net_redis_type { NR_NIL, NR_STRING, NR_INTEGER, NR_ERROR, NR_ARRAY };
+struct net_redis_reply {
+    enum net_redis_type type;
+    const char *str; /* NR_STRING, NR_ERROR (borrowed during the call) */
+    size_t len;
+    long long integer;
+    const struct net_redis_reply *elems; /* NR_ARRAY, one level */
+    size_t n;
+};
+/* A reply, or an error text (reply NULL): a timeout, a lost connection,
+ * a Redis error. Called exactly once per command, maybe before
+ * net_redis_command returns (then it returns 1). */
+typedef void net_redis_fn(const struct net_redis_reply *reply, const char *err,
+                          void *arg);
+/* Connection up or down (for logs and metrics). */
+typedef void net_redis_state_fn(bool up, const char *err, void *arg);
+
+struct net_redis *net_redis_new(struct net *n, const char *host, uint16_t port,
+                                unsigned db, double timeout,
+                                net_redis_state_fn *on_state, void *arg);
+bool net_redis_connected(const struct net_redis *r);
+/* Send a command (binary-safe arguments). Returns 1 when `fn` has already
+ * been called (an immediate failure), 0 when the reply will come later. */
+int net_redis_command(struct net_redis *r, net_redis_fn *fn, void *arg,
+                      int argc, const char **argv, const size_t *lens);
+/* Pending callbacks run (with an error) before this returns. */
+void net_redis_free(struct net_redis *r);
+
 /* Address of a sockaddr as text and port. */
 void net_sockaddr_format(const struct sockaddr *sa, char *host, size_t cap,
                          uint16_t *port);

@@ -599,23 +599,12 @@ drop_thread(struct script_session *ss)
     }
 }
 
-/* What one hook call needs inside the coroutine. */
-struct call {
-    struct script_session *ss;
-    enum script_hook hook;
-    void (*push_arg)(lua_State *co, struct call *c);
-    const void *arg; /* stage-specific input */
-    size_t arg_len;
-    const char *arg2;
-    struct decision *out;
-};
-
 static int
 call_k(lua_State *co, int status, lua_KContext ctx)
 {
     (void)status;
-    struct call *c = (struct call *)ctx;
-    script_api_to_decision(co, -1, hook_names[c->hook], c->out);
+    struct script_call *c = (struct script_call *)ctx;
+    script_api_to_decision(co, -1, hook_names[c->hook], &c->ss->out);
     return 0;
 }
 
@@ -625,7 +614,7 @@ call_k(lua_State *co, int status, lua_KContext ctx)
 static int
 call_trampoline(lua_State *co)
 {
-    struct call *c = lua_touserdata(co, 1);
+    struct script_call *c = lua_touserdata(co, 1);
     lua_settop(co, 0);
     struct script_session *ss = c->ss;
     lua_rawgeti(co, LUA_REGISTRYINDEX, ss->inst->ref_hooks[c->hook]);
@@ -672,7 +661,7 @@ report_error(struct script_session *ss, int status, const char *hook,
                                 : "error (no traceback)");
     }
     metrics_inc(&e->metrics.scenario_errors);
-    if (ss->s) {
+    if (ss->s && !ss->abandoned) {
         struct log_kv kv[] = {LOG_KV("scenario", ss->inst->name),
                               LOG_KV("hook", hook),
                               LOG_KVN("err", tb.data ? tb.data : "", tb.len)};
@@ -699,49 +688,107 @@ thread_protected(lua_State *L)
     return 0;
 }
 
-/* script_call: run one hook in the session's coroutine with a fresh
- * budget. The result lands in c->out. */
+static void session_finish_free(struct script_session *ss);
+
+/* A hook call has ended (returned, failed, or ran out of budget). */
 static void
-script_call(struct call *c)
+call_done(struct script_session *ss, int st)
+{
+    if (st != LUA_OK)
+        report_error(ss, st, hook_names[ss->call.hook], &ss->out);
+    else
+        lua_settop(ss->co, 0);
+}
+
+/* After lua_resume: LUA_YIELD means the hook waits for emu.state. */
+static int
+after_resume(struct script_session *ss, int st)
+{
+    if (st == LUA_YIELD) {
+        if (ss->wait.active && ss->call.can_wait) {
+            ss->pending = true;
+            return SCRIPT_PENDING;
+        }
+        /* No coroutine library: only our own waits yield. */
+        lua_pushstring(ss->co, "a hook may not yield here");
+        st = LUA_ERRRUN;
+    }
+    call_done(ss, st);
+    return SCRIPT_DONE;
+}
+
+/* script_call: run one hook in the session's coroutine with a fresh
+ * budget; the answer lands in ss->out. */
+static int
+script_call(struct script_call *c, struct decision *out)
 {
     struct script_session *ss = c->ss;
     struct script_inst *in = ss->inst;
     if (in->ref_hooks[c->hook] == LUA_NOREF || ss->s == NULL)
-        return;
+        return SCRIPT_DONE;
     lua_State *L = in->L;
+    decision_cleanup(&ss->out);
+    decision_init(&ss->out);
     if (ss->co == NULL) {
         lua_pushcfunction(L, thread_protected);
         lua_pushlightuserdata(L, ss);
         if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
             lua_settop(L, 0);
-            struct decision *o = c->out;
-            decision_cleanup(o);
-            decision_init(o);
-            o->kind = DECIDE_REPLY;
-            buf_append_str(&o->reply,
+            decision_cleanup(out);
+            decision_init(out);
+            out->kind = DECIDE_REPLY;
+            buf_append_str(&out->reply,
                            "451 4.3.0 Error: internal scenario error");
-            return;
+            return SCRIPT_DONE;
         }
     }
+    ss->call = *c;
     lua_State *co = ss->co;
     ss->cur_hook = c->hook;
+    ss->budget.ss = ss;
     set_budget(co, &ss->budget, in->se->emu->cfg->lua_instr_limit);
     lua_settop(co, 0);
     lua_pushcfunction(co, call_trampoline);
-    lua_pushlightuserdata(co, c);
+    lua_pushlightuserdata(co, &ss->call);
     int nres = 0;
-    int st = lua_resume(co, L, 1, &nres);
-    if (st == LUA_OK) {
-        lua_settop(co, 0);
+    int rc = after_resume(ss, lua_resume(co, L, 1, &nres));
+    if (rc == SCRIPT_DONE) {
+        decision_cleanup(out);
+        *out = ss->out;
+        decision_init(&ss->out);
+    }
+    return rc;
+}
+
+void
+script_resume(struct script_session *ss)
+{
+    struct script_inst *in = ss->inst;
+    if (!ss->pending || ss->co == NULL)
+        return;
+    /* Waiting does not count against the wall-clock budget. */
+    budget_start(&ss->budget, ss->budget.limit > ss->budget.used
+                                  ? ss->budget.limit
+                                  : ss->budget.used + HOOK_STEP);
+    int nres = 0;
+    if (after_resume(ss, lua_resume(ss->co, in->L, 0, &nres)) == SCRIPT_PENDING)
+        return;
+    ss->pending = false;
+    if (ss->abandoned) {
+        session_finish_free(ss);
         return;
     }
-    if (st == LUA_YIELD) {
-        /* Nothing in the API yields yet; a bare coroutine.yield cannot
-         * happen (no coroutine library), so treat it as an error. */
-        lua_pushstring(co, "a hook may not yield");
-        st = LUA_ERRRUN;
-    }
-    report_error(ss, st, hook_names[c->hook], c->out);
+    if (ss->call.hook != HOOK_DISCONNECT && ss->s)
+        smtp_session_hook_done(ss->s, &ss->out);
+    decision_cleanup(&ss->out);
+    decision_init(&ss->out);
+}
+
+struct script_session *
+script_current(lua_State *L)
+{
+    struct script_budget *b = *(struct script_budget **)lua_getextraspace(L);
+    return b ? b->ss : NULL;
 }
 
 /* ---- stage arguments ---- */
@@ -771,7 +818,7 @@ push_params(lua_State *L, const struct smtp_envelope_args *env)
 }
 
 static void
-push_path(lua_State *co, struct call *c)
+push_path(lua_State *co, struct script_call *c)
 {
     struct session_view v;
     smtp_session_view(c->ss->s, &v);
@@ -794,7 +841,7 @@ push_path(lua_State *co, struct call *c)
 }
 
 static void
-push_connect(lua_State *co, struct call *c)
+push_connect(lua_State *co, struct script_call *c)
 {
     struct session_view v;
     smtp_session_view(c->ss->s, &v);
@@ -808,7 +855,7 @@ push_connect(lua_State *co, struct call *c)
 }
 
 static void
-push_helo(lua_State *co, struct call *c)
+push_helo(lua_State *co, struct script_call *c)
 {
     struct session_view v;
     smtp_session_view(c->ss->s, &v);
@@ -816,7 +863,7 @@ push_helo(lua_State *co, struct call *c)
 }
 
 static void
-push_tls(lua_State *co, struct call *c)
+push_tls(lua_State *co, struct script_call *c)
 {
     struct session_view v;
     smtp_session_view(c->ss->s, &v);
@@ -824,7 +871,7 @@ push_tls(lua_State *co, struct call *c)
 }
 
 static void
-push_auth(lua_State *co, struct call *c)
+push_auth(lua_State *co, struct script_call *c)
 {
     struct session_view v;
     smtp_session_view(c->ss->s, &v);
@@ -845,13 +892,13 @@ push_auth(lua_State *co, struct call *c)
 }
 
 static void
-push_verb(lua_State *co, struct call *c)
+push_verb(lua_State *co, struct script_call *c)
 {
     lua_pushstring(co, (const char *)c->arg);
 }
 
 static void
-push_command(lua_State *co, struct call *c)
+push_command(lua_State *co, struct script_call *c)
 {
     lua_createtable(co, 0, 2);
     lua_pushstring(co, c->arg2);
@@ -863,7 +910,7 @@ push_command(lua_State *co, struct call *c)
 /* The message at the message stage: raw bytes, envelope, parsed headers
  * (unfolded, in order) and body; m:header(name) is in the prelude. */
 static void
-push_message(lua_State *co, struct call *c)
+push_message(lua_State *co, struct script_call *c)
 {
     struct session_view v;
     smtp_session_view(c->ss->s, &v);
@@ -925,7 +972,7 @@ push_message(lua_State *co, struct call *c)
 }
 
 static void
-push_disconnect(lua_State *co, struct call *c)
+push_disconnect(lua_State *co, struct script_call *c)
 {
     lua_createtable(co, 0, 3);
     lua_pushstring(co, (const char *)c->arg);
@@ -966,14 +1013,14 @@ stage_hook(enum smtp_stage st)
     return HOOK_COUNT;
 }
 
-void
+int
 script_decide(struct script_session *ss, enum smtp_stage stage,
               struct decision *out)
 {
     enum script_hook h = stage_hook(stage);
     if (ss == NULL || h == HOOK_COUNT || !script_has_hook(ss, h))
-        return;
-    struct call c = {ss, h, NULL, NULL, 0, NULL, out};
+        return SCRIPT_DONE;
+    struct script_call c = {ss, h, NULL, NULL, 0, NULL, true};
     switch (h) {
     case HOOK_CONNECT:
         c.push_arg = push_connect;
@@ -1008,7 +1055,7 @@ script_decide(struct script_session *ss, enum smtp_stage stage,
     case HOOK_COUNT:
         break;
     }
-    script_call(&c);
+    return script_call(&c, out);
 }
 
 void
@@ -1016,18 +1063,19 @@ script_tls(struct script_session *ss, struct decision *out)
 {
     if (!script_has_hook(ss, HOOK_TLS))
         return;
-    struct call c = {ss, HOOK_TLS, push_connect, NULL, 0, NULL, out};
-    script_call(&c);
+    struct script_call c = {ss, HOOK_TLS, push_connect, NULL, 0, NULL, false};
+    script_call(&c, out);
 }
 
-void
+int
 script_command(struct script_session *ss, const char *verb, const char *args,
                size_t args_len, struct decision *out)
 {
     if (!script_has_hook(ss, HOOK_COMMAND))
-        return;
-    struct call c = {ss, HOOK_COMMAND, push_command, args, args_len, verb, out};
-    script_call(&c);
+        return SCRIPT_DONE;
+    struct script_call c = {ss,       HOOK_COMMAND, push_command, args,
+                            args_len, verb,         true};
+    return script_call(&c, out);
 }
 
 static int
@@ -1073,22 +1121,10 @@ unref_protected(lua_State *L)
     return 0;
 }
 
-void
-script_session_end(struct script_session *ss, const char *outcome, int code,
-                   const char *stage)
+/* Release a script session for good (its coroutine, references). */
+static void
+session_finish_free(struct script_session *ss)
 {
-    if (ss == NULL)
-        return;
-    if (script_has_hook(ss, HOOK_DISCONNECT)) {
-        /* Bookkeeping only: whatever it returns is ignored. */
-        struct decision d;
-        decision_init(&d);
-        struct call c = {ss,      HOOK_DISCONNECT, push_disconnect,
-                         outcome, (size_t)code,    stage,
-                         &d};
-        script_call(&c);
-        decision_cleanup(&d);
-    }
     struct script_inst *in = ss->inst;
     lua_State *L = in->L;
     ss->co = NULL;
@@ -1096,8 +1132,43 @@ script_session_end(struct script_session *ss, const char *outcome, int code,
     lua_pushlightuserdata(L, ss);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK)
         lua_settop(L, 0);
+    decision_cleanup(&ss->out);
+    emu_free(ss->wait.err);
+    emu_free(ss->wait.str);
     emu_free(ss->ehlo);
     emu_free(ss->banner);
     emu_free(ss);
     inst_release(in);
+}
+
+void
+script_session_end(struct script_session *ss, const char *outcome, int code,
+                   const char *stage)
+{
+    if (ss == NULL)
+        return;
+    if (ss->pending) {
+        /* A hook still waits for Redis: let it finish on its own, with
+         * the session object already invalid. */
+        ss->abandoned = true;
+        ss->s = NULL;
+        return;
+    }
+    if (script_has_hook(ss, HOOK_DISCONNECT)) {
+        /* Bookkeeping only: whatever it returns is ignored. It may wait
+         * for emu.state; the session is gone by then. */
+        struct decision d;
+        decision_init(&d);
+        struct script_call c = {ss,      HOOK_DISCONNECT, push_disconnect,
+                                outcome, (size_t)code,    stage,
+                                true};
+        int rc = script_call(&c, &d);
+        decision_cleanup(&d);
+        if (rc == SCRIPT_PENDING) {
+            ss->abandoned = true;
+            ss->s = NULL;
+            return;
+        }
+    }
+    session_finish_free(ss);
 }

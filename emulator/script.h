@@ -58,14 +58,19 @@ const char *script_session_scenario(const struct script_session *ss);
 
 /* Ask the scenario's hook for `stage`; `out` stays DECIDE_DEFAULT when the
  * scenario has no hook or no opinion. Never fails: a scenario error becomes
- * the 451 reply above. */
-void script_decide(struct script_session *ss, enum smtp_stage stage,
-                   struct decision *out);
-/* on_tls: before a TLS handshake (STARTTLS or implicit TLS). */
+ * the 451 reply above. Returns SCRIPT_DONE with `out` filled, or
+ * SCRIPT_PENDING when the hook waits (for Redis): the answer then comes
+ * through smtp_session_hook_done(). */
+#define SCRIPT_DONE 0
+#define SCRIPT_PENDING 1
+int script_decide(struct script_session *ss, enum smtp_stage stage,
+                  struct decision *out);
+/* on_tls: before a TLS handshake (STARTTLS or implicit TLS). Never waits:
+ * emu.state calls there fail when they would. */
 void script_tls(struct script_session *ss, struct decision *out);
 /* on_command: before the server handles a command line. */
-void script_command(struct script_session *ss, const char *verb,
-                    const char *args, size_t args_len, struct decision *out);
+int script_command(struct script_session *ss, const char *verb,
+                   const char *args, size_t args_len, struct decision *out);
 /* True when the scenario defines a hook (so callers can skip work). */
 int script_has_hook(const struct script_session *ss, enum script_hook h);
 

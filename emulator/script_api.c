@@ -24,6 +24,7 @@
 #include "script_int.h"
 #include "smtp_parse.h"
 #include "smtp_session.h"
+#include "state.h"
 
 double
 script_now(const struct emu *e)
@@ -733,16 +734,6 @@ l_scenario_chunk(lua_State *L)
 
 /* ---- emu.state ---- */
 
-static struct kv *
-kv_of(lua_State *L, struct script_ctx **cp)
-{
-    struct script_ctx *c = script_ctx(L);
-    if (c->emu->kv == NULL)
-        luaL_error(L, "emu.state is only available while serving");
-    *cp = c;
-    return c->emu->kv;
-}
-
 /* Keys live under "<scenario>/<key>", so scenarios cannot collide. */
 static const char *
 state_key(lua_State *L, struct script_ctx *c, size_t *len)
@@ -754,53 +745,160 @@ state_key(lua_State *L, struct script_ctx *c, size_t *len)
     return lua_tolstring(L, -1, len);
 }
 
+/* Keep a copy of the answer in the session (the coroutine may be
+ * suspended, and the answer's memory is only lent to us). */
+static void
+on_state_answer(const struct state_result *res, void *arg)
+{
+    struct script_session *ss = arg;
+    struct script_wait *w = &ss->wait;
+    emu_free(w->err);
+    emu_free(w->str);
+    w->err = res->err ? emu_strdup(res->err) : NULL;
+    w->type = res->type;
+    w->num = res->num;
+    w->str = res->str ? emu_strndup(res->str, res->len) : NULL;
+    w->len = res->len;
+    w->deleted = res->deleted;
+    if (w->active) {
+        w->active = false;
+        script_resume(ss);
+    }
+}
+
+static int
+push_answer(lua_State *L, struct script_wait *w)
+{
+    if (w->err) {
+        lua_pushfstring(L, "emu.state: %s", w->err);
+        emu_free(w->err);
+        w->err = NULL;
+        return lua_error(L);
+    }
+    switch (w->op) {
+    case STATE_GET:
+        if (w->type == KV_NUMBER)
+            lua_pushnumber(L, w->num);
+        else if (w->type == KV_STRING)
+            lua_pushlstring(L, w->str ? w->str : "", w->len);
+        else
+            lua_pushnil(L);
+        return 1;
+    case STATE_INCR:
+        lua_pushnumber(L, w->num);
+        return 1;
+    case STATE_DEL:
+        lua_pushboolean(L, w->deleted);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int
+state_k(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    struct script_session *ss = (struct script_session *)ctx;
+    return push_answer(L, &ss->wait);
+}
+
+/* Issue a request; answer now, or suspend the hook until Redis answers. */
+static int
+state_call(lua_State *L, struct state_req *rq)
+{
+    struct script_ctx *c = script_ctx(L);
+    struct state *st = c->w ? c->w->state : NULL;
+    double now = script_now(c->emu);
+    struct script_session *ss = script_current(L);
+    if (st == NULL || ss == NULL) {
+        /* Outside a session or a worker: the local store, at once. */
+        if (c->emu->kv == NULL)
+            return luaL_error(L, "emu.state is only available while "
+                                 "serving");
+        struct script_wait w = {0};
+        w.op = (int)rq->op;
+        struct kv *kv = c->emu->kv;
+        struct kv_value v;
+        int rc = 0;
+        switch (rq->op) {
+        case STATE_GET:
+            rc = kv_get(kv, rq->key, rq->klen, now, &v);
+            w.type = v.type;
+            w.num = v.num;
+            w.str = v.str;
+            w.len = v.len;
+            break;
+        case STATE_SET:
+            rc = rq->type == KV_NUMBER ? kv_set_number(kv, rq->key, rq->klen,
+                                                       rq->num, rq->ttl, now)
+                 : rq->type == KV_STRING
+                     ? kv_set_string(kv, rq->key, rq->klen, rq->str, rq->len,
+                                     rq->ttl, now)
+                     : (kv_del(kv, rq->key, rq->klen), 0);
+            break;
+        case STATE_INCR:
+            rc = kv_incr(kv, rq->key, rq->klen, rq->num, rq->ttl, false, now,
+                         &w.num);
+            break;
+        case STATE_DEL:
+            w.deleted = kv_del(kv, rq->key, rq->klen);
+            break;
+        }
+        if (rc < 0)
+            w.err = emu_strdup("emu.state is full, out of memory, or the "
+                               "value is not a number");
+        int n = push_answer(L, &w);
+        emu_free(w.str);
+        return n;
+    }
+    struct script_wait *w = &ss->wait;
+    w->op = (int)rq->op;
+    w->active = false;
+    if (state_request(st, rq, now, on_state_answer, ss))
+        return push_answer(L, w);
+    if (!lua_isyieldable(L) || !ss->call.can_wait) {
+        /* The answer will come, but this hook cannot wait for it. */
+        w->active = false;
+        return luaL_error(L, "emu.state cannot wait for Redis in %s",
+                          script_hook_name(ss->call.hook));
+    }
+    w->active = true;
+    return lua_yieldk(L, 0, (lua_KContext)ss, state_k);
+}
+
 static int
 l_state_get(lua_State *L)
 {
-    struct script_ctx *c;
-    struct kv *kv = kv_of(L, &c);
-    size_t kl;
-    const char *k = state_key(L, c, &kl);
-    struct kv_value v;
-    if (kv_get(kv, k, kl, script_now(c->emu), &v) < 0)
-        return luaL_error(L, "not enough memory");
-    if (v.type == KV_NUMBER)
-        lua_pushnumber(L, v.num);
-    else if (v.type == KV_STRING) {
-        lua_pushlstring(L, v.str, v.len);
-        emu_free(v.str);
-    } else
-        lua_pushnil(L);
-    return 1;
+    struct script_ctx *c = script_ctx(L);
+    struct state_req rq = {0};
+    rq.op = STATE_GET;
+    rq.key = state_key(L, c, &rq.klen);
+    return state_call(L, &rq);
 }
 
 /* emu.state.set(key, value [, ttl_seconds]) */
 static int
 l_state_set(lua_State *L)
 {
-    struct script_ctx *c;
-    struct kv *kv = kv_of(L, &c);
-    double ttl = luaL_optnumber(L, 3, 0);
-    size_t kl;
-    const char *k = state_key(L, c, &kl);
-    double now = script_now(c->emu);
-    int rc;
+    struct script_ctx *c = script_ctx(L);
+    struct state_req rq = {0};
+    rq.op = STATE_SET;
+    rq.ttl = luaL_optnumber(L, 3, 0);
     if (lua_type(L, 2) == LUA_TNUMBER) {
-        rc = kv_set_number(kv, k, kl, lua_tonumber(L, 2), ttl, now);
+        rq.type = KV_NUMBER;
+        rq.num = lua_tonumber(L, 2);
     } else if (lua_type(L, 2) == LUA_TSTRING) {
-        size_t vl;
-        const char *v = lua_tolstring(L, 2, &vl);
-        luaL_argcheck(L, vl <= 64 * 1024, 2, "value over 64 KiB");
-        rc = kv_set_string(kv, k, kl, v, vl, ttl, now);
+        rq.type = KV_STRING;
+        rq.str = lua_tolstring(L, 2, &rq.len);
+        luaL_argcheck(L, rq.len <= 64 * 1024, 2, "value over 64 KiB");
     } else if (lua_isnil(L, 2)) {
-        kv_del(kv, k, kl);
-        rc = 0;
+        rq.type = KV_NONE;
     } else {
         return luaL_argerror(L, 2, "a string or a number");
     }
-    if (rc < 0)
-        return luaL_error(L, "emu.state is full or out of memory");
-    return 0;
+    rq.key = state_key(L, c, &rq.klen);
+    return state_call(L, &rq);
 }
 
 /* emu.state.incr(key [, by [, ttl]]) -> new value; the ttl is set when
@@ -808,29 +906,23 @@ l_state_set(lua_State *L)
 static int
 l_state_incr(lua_State *L)
 {
-    struct script_ctx *c;
-    struct kv *kv = kv_of(L, &c);
-    double by = luaL_optnumber(L, 2, 1);
-    double ttl = luaL_optnumber(L, 3, 0);
-    size_t kl;
-    const char *k = state_key(L, c, &kl);
-    double out;
-    if (kv_incr(kv, k, kl, by, ttl, false, script_now(c->emu), &out) < 0)
-        return luaL_error(L, "emu.state.incr: not a number, or the store "
-                             "is full");
-    lua_pushnumber(L, out);
-    return 1;
+    struct script_ctx *c = script_ctx(L);
+    struct state_req rq = {0};
+    rq.op = STATE_INCR;
+    rq.num = luaL_optnumber(L, 2, 1);
+    rq.ttl = luaL_optnumber(L, 3, 0);
+    rq.key = state_key(L, c, &rq.klen);
+    return state_call(L, &rq);
 }
 
 static int
 l_state_del(lua_State *L)
 {
-    struct script_ctx *c;
-    struct kv *kv = kv_of(L, &c);
-    size_t kl;
-    const char *k = state_key(L, c, &kl);
-    lua_pushboolean(L, kv_del(kv, k, kl));
-    return 1;
+    struct script_ctx *c = script_ctx(L);
+    struct state_req rq = {0};
+    rq.op = STATE_DEL;
+    rq.key = state_key(L, c, &rq.klen);
+    return state_call(L, &rq);
 }
 
 /* ---- emu.net ---- */

@@ -26,6 +26,7 @@ struct script_budget {
     uint64_t limit;  /* instructions allowed */
     double deadline; /* CLOCK_MONOTONIC seconds */
     bool tripped;
+    struct script_session *ss; /* whose hook this is; NULL at load time */
 };
 
 /* One per lua_State: the allocator's accounting and the way back from a
@@ -38,6 +39,32 @@ struct script_ctx {
     struct script_budget load_budget; /* top-level code of files */
     struct rng rng;                   /* check states only */
     const char *scenario_name;        /* namespace for emu.state */
+};
+
+struct script_session;
+
+/* One hook call; kept in the session because it may outlive the C stack
+ * that started it (a hook waiting for Redis). */
+struct script_call {
+    struct script_session *ss;
+    enum script_hook hook;
+    void (*push_arg)(lua_State *co, struct script_call *c);
+    const void *arg; /* stage-specific input */
+    size_t arg_len;
+    const char *arg2;
+    bool can_wait; /* the caller accepts a later answer */
+};
+
+/* The answer to an emu.state request a hook waits for. */
+struct script_wait {
+    bool active; /* the coroutine is suspended on it */
+    int op;      /* enum state_op */
+    char *err;
+    int type; /* enum kv_type */
+    double num;
+    char *str;
+    size_t len;
+    bool deleted;
 };
 
 /* The session as Lua sees it (a full userdata, "emu.session"). The pointer
@@ -55,11 +82,21 @@ struct script_session {
     char *banner;
     struct script_budget budget;
     enum script_hook cur_hook;
+    struct script_call call; /* the hook in progress */
+    struct decision out;     /* its answer */
+    bool pending;            /* suspended, waiting for emu.state */
+    bool abandoned;          /* the SMTP session ended meanwhile */
+    struct script_wait wait;
 };
 
 struct script_ud {
     struct script_session *ss;
 };
+
+/* The session that runs the calling coroutine, or NULL (top level). */
+struct script_session *script_current(lua_State *L);
+/* Resume a coroutine whose emu.state answer has arrived. */
+void script_resume(struct script_session *ss);
 
 #define SESSION_MT "emu.session"
 #define DECISION_MT "emu.decision"

@@ -18,6 +18,7 @@
 #include "scenario.h"
 #include "script.h"
 #include "smtp_session.h"
+#include "state.h"
 
 struct accept_ctx {
     struct worker *w;
@@ -142,6 +143,10 @@ worker_new(struct emu *e, unsigned index, char *err, size_t errlen)
     w->flush_timer = net_timer_new(w->net, on_flush, w);
     if (w->flush_timer == NULL)
         goto nomem;
+    /* Worker 0 keeps the shared clock offset in step with Redis. */
+    w->state = state_new(e, w->net, index == 0, err, errlen);
+    if (w->state == NULL)
+        return w;
     w->script = script_engine_new(e, w, err, errlen);
     if (w->script == NULL && err[0])
         return w; /* caller sees err and frees */
@@ -165,6 +170,9 @@ worker_free(struct worker *w)
     emu_free(w->listeners);
     net_timer_free(w->flush_timer);
     net_timer_free(w->stop_timer);
+    /* Before the Lua states: pending Redis callbacks resume coroutines. */
+    state_free(w->state);
+    w->state = NULL;
     script_engine_free(w->script);
     net_free(w->net);
     emu_free(w);

@@ -46,6 +46,7 @@
 #define SF_RESET_AFTER_REPLY 0x4000 /* RST once the output drains */
 #define SF_ABORT_ON_INPUT 0x8000    /* hung: close when the client speaks */
 #define SF_ABORT_RST 0x10000        /* ... with RST instead of FIN */
+#define SF_SCRIPT_WAIT 0x20000      /* a hook waits for emu.state */
 
 /* Line buffers above this size are released after use, so an idle session
  * costs a few hundred bytes whatever its history. */
@@ -839,6 +840,39 @@ decide_apply(struct smtp_session *s, struct decision *d, decided_fn *fn)
     decision_cleanup(d);
 }
 
+/* The hook waits for Redis: pause input until smtp_session_hook_done. */
+static void
+wait_for_script(struct smtp_session *s, decided_fn *fn)
+{
+    s->pending_fn = fn;
+    s->resume_state = s->state;
+    s->flags |= SF_SCRIPT_WAIT;
+    set_state(s, SMTP_STATE_WAIT);
+    if (s->conn)
+        net_conn_read_enable(s->conn, false);
+}
+
+void
+smtp_session_hook_done(struct smtp_session *s, struct decision *d)
+{
+    if (!(s->flags & SF_SCRIPT_WAIT))
+        return;
+    s->busy++;
+    s->flags &= ~SF_SCRIPT_WAIT;
+    decided_fn *fn = s->pending_fn;
+    s->pending_fn = NULL;
+    set_state(s, s->resume_state);
+    if (s->conn)
+        net_conn_read_enable(s->conn, true);
+    struct decision dd = *d;
+    decision_init(d);
+    decide_apply(s, &dd, fn);
+    if (!(s->flags & (SF_DEAD | SF_CLOSE_AFTER_REPLY)) &&
+        s->state != SMTP_STATE_WAIT)
+        session_process(s);
+    session_leave(s);
+}
+
 /* Ask the scenario, then continue with `fn`. */
 static void
 decide(struct smtp_session *s, enum smtp_stage stage, decided_fn *fn)
@@ -846,8 +880,10 @@ decide(struct smtp_session *s, enum smtp_stage stage, decided_fn *fn)
     struct decision d;
     decision_init(&d);
     s->cur_stage = stage;
-    if (s->script)
-        script_decide(s->script, stage, &d);
+    if (s->script && script_decide(s->script, stage, &d) == SCRIPT_PENDING) {
+        wait_for_script(s, fn);
+        return;
+    }
     decide_apply(s, &d, fn);
 }
 
@@ -2408,7 +2444,11 @@ handle_line(struct smtp_session *s, const char *line, size_t len)
         struct decision d;
         decision_init(&d);
         s->cur_stage = verb_stage(s->cmd.verb);
-        script_command(s->script, verb, s->cmd.args, s->cmd.args_len, &d);
+        if (script_command(s->script, verb, s->cmd.args, s->cmd.args_len, &d) ==
+            SCRIPT_PENDING) {
+            wait_for_script(s, command_decided);
+            return;
+        }
         if (d.kind != DECIDE_DEFAULT || d.delay_ms > 0) {
             decide_apply(s, &d, command_decided);
             return;

@@ -70,6 +70,11 @@ struct session_view {
 };
 
 void smtp_session_view(const struct smtp_session *s, struct session_view *v);
+struct decision;
+/* A scenario hook that waited (for Redis) has answered: carry on with the
+ * stage it was asked about. Takes over the decision's contents. */
+void smtp_session_hook_done(struct smtp_session *s, struct decision *d);
+
 /* The worker loop's cached wall clock. */
 double smtp_session_now(const struct smtp_session *s);
 struct rng *smtp_session_rng(struct smtp_session *s);

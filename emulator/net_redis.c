@@ -1,0 +1,295 @@
+/*
+ * net_redis: an asynchronous Redis connection per worker, through hiredis
+ * and its libevent adapter, so no call ever blocks the event loop. hiredis
+ * 0.14 has no timeouts of its own: each command gets our timer, and a late
+ * reply is dropped. A lost or refused connection is retried every second.
+ * Part of the net module (the only place that sees hiredis and libevent).
+ */
+#include "net.h"
+#include "net_int.h"
+#include "util.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/adapters/libevent.h>
+#include <stdio.h>
+#include <string.h>
+
+struct net_redis {
+    struct net *net;
+    redisAsyncContext *ac; /* NULL while disconnected */
+    bool connected;
+    char host[64];
+    uint16_t port;
+    unsigned db;
+    double timeout;
+    struct event *retry;
+    net_redis_state_fn *on_state;
+    void *state_arg;
+    unsigned pending; /* commands in flight (freed contexts wait) */
+    bool closing;
+};
+
+struct nr_req {
+    struct net_redis *r;
+    net_redis_fn *fn;
+    void *arg;
+    struct event *timer;
+    int refs;  /* hiredis's callback and our timer each hold one */
+    bool done; /* fn has been called */
+};
+
+static void nr_connect(struct net_redis *r);
+
+static void
+req_unref(struct nr_req *q)
+{
+    if (--q->refs > 0)
+        return;
+    if (q->timer)
+        event_free(q->timer);
+    emu_free(q);
+}
+
+static void
+finish(struct nr_req *q, const struct net_redis_reply *rep, const char *err)
+{
+    if (q->done)
+        return;
+    q->done = true;
+    q->fn(rep, err, q->arg);
+}
+
+/* Convert one hiredis reply (arrays one level deep). */
+static void
+convert(const redisReply *in, struct net_redis_reply *out,
+        struct net_redis_reply *elems, size_t max)
+{
+    memset(out, 0, sizeof(*out));
+    switch (in->type) {
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+        out->type = NR_STRING;
+        out->str = in->str;
+        out->len = in->len;
+        break;
+    case REDIS_REPLY_INTEGER:
+        out->type = NR_INTEGER;
+        out->integer = in->integer;
+        break;
+    case REDIS_REPLY_ERROR:
+        out->type = NR_ERROR;
+        out->str = in->str;
+        out->len = in->len;
+        break;
+    case REDIS_REPLY_ARRAY:
+        out->type = NR_ARRAY;
+        out->elems = elems;
+        for (size_t i = 0; elems && i < in->elements && i < max; i++) {
+            convert(in->element[i], &elems[i], NULL, 0);
+            out->n++;
+        }
+        break;
+    default:
+        out->type = NR_NIL;
+        break;
+    }
+}
+
+static void
+on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    struct nr_req *q = privdata;
+    q->r->pending--;
+    if (q->timer && evtimer_pending(q->timer, NULL)) {
+        /* Answered in time: the timer's reference goes too. */
+        event_del(q->timer);
+        q->refs--;
+    }
+    if (reply == NULL) {
+        finish(q, NULL, "connection to Redis lost");
+    } else {
+        const redisReply *rr = reply;
+        struct net_redis_reply out;
+        struct net_redis_reply *elems = NULL;
+        if (rr->type == REDIS_REPLY_ARRAY && rr->elements)
+            elems = emu_calloc(rr->elements, sizeof(*elems));
+        convert(rr, &out, elems, elems ? rr->elements : 0);
+        if (out.type == NR_ERROR) {
+            char msg[256];
+            snprintf(msg, sizeof(msg), "Redis: %.*s", (int)out.len, out.str);
+            finish(q, NULL, msg);
+        } else {
+            finish(q, &out, NULL);
+        }
+        emu_free(elems);
+    }
+    req_unref(q);
+}
+
+static void
+on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct nr_req *q = arg;
+    finish(q, NULL, "Redis did not answer in time");
+    req_unref(q);
+}
+
+static void
+on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct net_redis *r = arg;
+    nr_connect(r);
+}
+
+static void
+schedule_retry(struct net_redis *r)
+{
+    if (r->closing)
+        return;
+    struct timeval tv = {1, 0};
+    evtimer_add(r->retry, &tv);
+}
+
+static void
+on_connect(const redisAsyncContext *ac, int status)
+{
+    struct net_redis *r = ac->data;
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback. */
+        r->ac = NULL;
+        r->connected = false;
+        if (r->on_state)
+            r->on_state(false, ac->errstr, r->state_arg);
+        schedule_retry(r);
+        return;
+    }
+    r->connected = true;
+    if (r->on_state)
+        r->on_state(true, NULL, r->state_arg);
+}
+
+static void
+on_disconnect(const redisAsyncContext *ac, int status)
+{
+    (void)status;
+    struct net_redis *r = ac->data;
+    r->ac = NULL;
+    r->connected = false;
+    if (r->on_state && !r->closing)
+        r->on_state(false, ac->errstr[0] ? ac->errstr : "disconnected",
+                    r->state_arg);
+    schedule_retry(r);
+}
+
+static void
+nr_connect(struct net_redis *r)
+{
+    if (r->ac || r->closing)
+        return;
+    redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
+    if (ac == NULL || ac->err) {
+        if (ac)
+            redisAsyncFree(ac);
+        schedule_retry(r);
+        return;
+    }
+    ac->data = r;
+    if (redisLibeventAttach(ac, net_base(r->net)) != REDIS_OK) {
+        redisAsyncFree(ac);
+        schedule_retry(r);
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    r->ac = ac;
+    if (r->db) {
+        char db[16];
+        snprintf(db, sizeof(db), "%u", r->db);
+        redisAsyncCommand(ac, NULL, NULL, "SELECT %s", db);
+    }
+}
+
+struct net_redis *
+net_redis_new(struct net *n, const char *host, uint16_t port, unsigned db,
+              double timeout, net_redis_state_fn *on_state, void *arg)
+{
+    struct net_redis *r = emu_calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->net = n;
+    str_copy(r->host, sizeof(r->host), host);
+    r->port = port;
+    r->db = db;
+    r->timeout = timeout;
+    r->on_state = on_state;
+    r->state_arg = arg;
+    r->retry = evtimer_new(net_base(n), on_retry, r);
+    if (r->retry == NULL) {
+        emu_free(r);
+        return NULL;
+    }
+    nr_connect(r);
+    return r;
+}
+
+bool
+net_redis_connected(const struct net_redis *r)
+{
+    return r->connected;
+}
+
+int
+net_redis_command(struct net_redis *r, net_redis_fn *fn, void *arg, int argc,
+                  const char **argv, const size_t *lens)
+{
+    if (!r->connected || r->ac == NULL) {
+        fn(NULL, "not connected to Redis", arg);
+        return 1;
+    }
+    struct nr_req *q = emu_calloc(1, sizeof(*q));
+    if (q == NULL) {
+        fn(NULL, "out of memory", arg);
+        return 1;
+    }
+    q->r = r;
+    q->fn = fn;
+    q->arg = arg;
+    q->refs = 2;
+    q->timer = evtimer_new(net_base(r->net), on_timeout, q);
+    if (q->timer == NULL || redisAsyncCommandArgv(r->ac, on_reply, q, argc,
+                                                  argv, lens) != REDIS_OK) {
+        if (q->timer)
+            event_free(q->timer);
+        emu_free(q);
+        fn(NULL, "cannot send to Redis", arg);
+        return 1;
+    }
+    r->pending++;
+    struct timeval tv;
+    tv.tv_sec = (time_t)r->timeout;
+    tv.tv_usec = (suseconds_t)((r->timeout - (double)tv.tv_sec) * 1e6);
+    evtimer_add(q->timer, &tv);
+    return 0;
+}
+
+void
+net_redis_free(struct net_redis *r)
+{
+    if (r == NULL)
+        return;
+    r->closing = true;
+    if (r->ac) {
+        /* Callbacks of commands in flight run now, with NULL replies. */
+        redisAsyncContext *ac = r->ac;
+        r->ac = NULL;
+        redisAsyncFree(ac);
+    }
+    event_free(r->retry);
+    emu_free(r);
+}
