@@ -4,7 +4,8 @@
 -- attempt of each triplet (client network, sender, recipient) is deferred
 -- at RCPT; a retry after `delay` seconds passes, and the triplet then stays
 -- whitelisted for `max_age` days. The client network is the /24 (IPv4) or
--- /64 (IPv6) of the client address, postgrey's default lookup-by-subnet.
+-- /64 (IPv6) of the client address, postgrey's default lookup-by-subnet;
+-- sender and recipient compare case-insensitively (postgrey's key is lc).
 -- A first attempt older than two days without a retry starts over
 -- (postgrey's retry window).
 --
@@ -36,7 +37,7 @@ After the delay: the usual 250 2.1.5 Ok; the triplet then passes for max_age day
 
   on_rcpt = function(s, rcpt, p)
     local net = emu.net.prefix(s.client_ip, 24, 64)
-    local key = table.concat({ "triplet", net, s.mail_from or "", rcpt.address:lower() }, "/")
+    local key = table.concat({ "triplet", net, (s.mail_from or ""):lower(), rcpt.address:lower() }, "/")
     local now = emu.now()
     local passed = emu.state.get(key .. "/passed")
     if passed then return nil end
