@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 #include <time.h>
 
@@ -43,6 +44,7 @@ struct api {
     struct net_http *http;
     struct net_timer *timer;
     struct waiter *waiters;
+    char instance[256]; /* --instance-id, or the host name */
 };
 
 /* ------------------------------------------------------------------ */
@@ -188,7 +190,8 @@ contains_ci(const char *hay, const char *needle)
 /* ------------------------------------------------------------------ */
 /* Sessions                                                            */
 
-static json_t *session_json(const struct store_session *r, bool transcript);
+static json_t *session_json(const struct store_session *r, bool transcript,
+                            const char *instance);
 
 /* Split transcript records into lines; a line's time is when its last
  * byte arrived. Client and server streams are kept apart, so a body that
@@ -276,10 +279,12 @@ tline_text(void *arg, double t, char dir, const char *p, size_t len,
 }
 
 static json_t *
-session_json(const struct store_session *r, bool transcript)
+session_json(const struct store_session *r, bool transcript,
+             const char *instance)
 {
     json_t *o = json_object();
     json_object_set_new(o, "id", json_integer((json_int_t)r->id));
+    json_object_set_new(o, "instance", json_string(instance));
     json_object_set_new(o, "client",
                         json_pack("{s:s,s:i}", "address", r->client_ip, "port",
                                   (int)r->client_port));
@@ -375,7 +380,7 @@ get_sessions(struct api *a, struct net_http_req *r)
             continue;
         if (outcome && strcmp(outcome, s->outcome) != 0)
             continue;
-        json_array_append_new(arr, session_json(s, false));
+        json_array_append_new(arr, session_json(s, false, a->instance));
         n++;
     }
     store_unlock(st);
@@ -403,7 +408,7 @@ get_session(struct api *a, struct net_http_req *r, uint64_t id, bool text)
         buf_cleanup(&out);
         return;
     }
-    json_t *j = session_json(s, true);
+    json_t *j = session_json(s, true, a->instance);
     store_unlock(st);
     reply_json(r, 200, j);
 }
@@ -463,10 +468,11 @@ headers_json(const char *m, size_t len, const char **subject,
 }
 
 static json_t *
-message_json(const struct store_msg *m, bool full)
+message_json(const struct store_msg *m, bool full, const char *instance)
 {
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(m->id));
+    json_object_set_new(o, "instance", json_string(instance));
     json_object_set_new(o, "session", json_integer((json_int_t)m->session_id));
     json_object_set_new(o, "time", jtime(m->time));
     json_object_set_new(o, "from", jstr(m->mail_from));
@@ -548,7 +554,7 @@ list_messages(struct api *a, const struct msg_filter *f, long limit, size_t *n)
     for (struct store_msg *m = st->msg_newest; m && (long)*n < limit;
          m = m->older) {
         if (msg_matches(m, f)) {
-            json_array_append_new(arr, message_json(m, false));
+            json_array_append_new(arr, message_json(m, false, a->instance));
             (*n)++;
         }
     }
@@ -665,7 +671,7 @@ get_message(struct api *a, struct net_http_req *r, const char *id, bool raw)
         emu_free(copy);
         return;
     }
-    json_t *j = message_json(m, true);
+    json_t *j = message_json(m, true, a->instance);
     store_unlock(st);
     reply_json(r, 200, j);
 }
@@ -810,6 +816,7 @@ put_selection(struct api *a, struct net_http_req *r, size_t listener)
         free(vals[i]); /* json_dumps memory and emu_strdup are malloc */
     emu_free(keys);
     emu_free(vals);
+    bool named = json_is_string(name); /* `name` goes with `j` */
     json_decref(j);
     if (rc < 0) {
         reply_error(r, 400, "%s", err);
@@ -817,7 +824,7 @@ put_selection(struct api *a, struct net_http_req *r, size_t listener)
     }
     log_msg(a->e->log, LOG_LEVEL_INFO, "api", "scenario of %s set to %s",
             listener == SIZE_MAX ? "the default" : "a listener",
-            json_is_string(name) ? "a new selection" : "the default");
+            named ? "a new selection" : "the default");
     json_t *o = selection_json(a, listener);
     reply_json(r, o ? 200 : 503, o);
 }
@@ -944,10 +951,10 @@ post_clock(struct api *a, struct net_http_req *r)
         reply_error(r, 400, "seconds out of range");
         return;
     }
-    double offset = adv ? atomic_load(&a->e->clock_offset) + v : v;
+    bool relative = adv != NULL;
     json_decref(j);
-    log_msg(a->e->log, LOG_LEVEL_INFO, "api", "clock offset is now %.3f s",
-            offset);
+    log_msg(a->e->log, LOG_LEVEL_INFO, "api", "clock %s %.3f s",
+            relative ? "advanced by" : "offset set to", v);
     struct state_api_call *c = emu_calloc(1, sizeof(*c));
     if (c == NULL) {
         reply_error(r, 503, "out of memory");
@@ -955,7 +962,7 @@ post_clock(struct api *a, struct net_http_req *r)
     }
     c->a = a;
     c->r = r;
-    state_clock_set(a->e->workers[0]->state, offset, clock_set_done, c);
+    state_clock_set(a->e->workers[0]->state, v, relative, clock_set_done, c);
 }
 
 static void
@@ -1144,7 +1151,9 @@ route(struct net_http_req *r, void *arg)
     if (strcmp(p, "/healthz") == 0) {
         bool stopping = atomic_load(&a->e->stopping);
         reply_json(r, stopping ? 503 : 200,
-                   json_pack("{s:s}", "status", stopping ? "stopping" : "ok"));
+                   json_pack("{s:s,s:s}", "status",
+                             stopping ? "stopping" : "ok", "instance",
+                             a->instance));
         return;
     }
     /* The page's own files are public: a browser opening the URL cannot
@@ -1281,6 +1290,12 @@ api_start(struct emu *e, struct net *n, char *err, size_t errlen)
     }
     a->e = e;
     a->net = n;
+    /* Replicas tell their sessions apart by this; in a container the host
+     * name is the container's, a fair default. */
+    if (e->cfg->instance_id)
+        snprintf(a->instance, sizeof(a->instance), "%s", e->cfg->instance_id);
+    else if (gethostname(a->instance, sizeof(a->instance) - 1) != 0)
+        snprintf(a->instance, sizeof(a->instance), "%s", e->hostname);
     a->timer = net_timer_new(n, on_wait_timer, a);
     a->http = net_http_new(n, e->cfg->api_host, e->cfg->api_port, API_MAX_BODY,
                            route, a, err, errlen);

@@ -190,8 +190,9 @@ struct net_redis_reply {
     const struct net_redis_reply *elems; /* NR_ARRAY, one level */
     size_t n;
 };
-/* A reply, or an error text (reply NULL): a timeout, a lost connection,
- * a Redis error. Called exactly once per command, maybe before
+/* A reply, or an error text: reply NULL when Redis was not reached in
+ * time (a timeout, a lost connection), an NR_ERROR reply when Redis
+ * answered with an error. Called exactly once per command, maybe before
  * net_redis_command returns (then it returns 1). */
 typedef void net_redis_fn(const struct net_redis_reply *reply, const char *err,
                           void *arg);

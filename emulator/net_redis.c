@@ -119,7 +119,7 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         if (out.type == NR_ERROR) {
             char msg[256];
             snprintf(msg, sizeof(msg), "Redis: %.*s", (int)out.len, out.str);
-            finish(q, NULL, msg);
+            finish(q, &out, msg);
         } else {
             finish(q, &out, NULL);
         }

@@ -643,10 +643,45 @@ traceback_protected(lua_State *L)
     return 0;
 }
 
+/* The hook failed because emu.state's store (Redis) was unreachable or too
+ * slow: answer as Postfix does when a lookup table fails, naming what was
+ * being looked up ("451 4.3.0 <rcpt@example.com>: Temporary lookup
+ * failure"), and go on with the session. */
+static void
+lookup_failure(struct script_session *ss, const char *hook,
+               struct decision *out)
+{
+    lua_State *co = ss->co;
+    const char *err = lua_tostring(co, -1);
+    struct session_view v;
+    smtp_session_view(ss->s, &v);
+    struct log_kv kv[] = {LOG_KV("scenario", ss->inst->name),
+                          LOG_KV("hook", hook), LOG_KV("err", err ? err : "?")};
+    smtp_session_log(ss->s, LOG_LEVEL_ERROR, "state-unavailable", kv, 3);
+    drop_thread(ss);
+    decision_cleanup(out);
+    decision_init(out);
+    out->kind = DECIDE_REPLY;
+    struct buf *b = &out->reply;
+    buf_append_str(b, "451 4.3.0 <");
+    if ((ss->call.hook == HOOK_MAIL || ss->call.hook == HOOK_RCPT) && v.env)
+        buf_append(b, v.env->path.addr, v.env->path.addr_len);
+    else if (ss->call.hook == HOOK_EHLO && v.cmd)
+        buf_append(b, v.cmd->args, v.cmd->args_len);
+    else
+        buf_printf(b, "%s[%s]", v.client_name, v.client_ip);
+    buf_append_str(b, ">: Temporary lookup failure");
+}
+
 static void
 report_error(struct script_session *ss, int status, const char *hook,
              struct decision *out)
 {
+    if (ss->wait.store_failed && status == LUA_ERRRUN && ss->s &&
+        !ss->abandoned) {
+        lookup_failure(ss, hook, out);
+        return;
+    }
     lua_State *L = ss->inst->L;
     struct emu *e = ss->inst->se->emu;
     struct buf tb = {0};
@@ -743,6 +778,7 @@ script_call(struct script_call *c, struct decision *out)
         }
     }
     ss->call = *c;
+    ss->wait.store_failed = false;
     lua_State *co = ss->co;
     ss->cur_hook = c->hook;
     ss->budget.ss = ss;

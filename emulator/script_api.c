@@ -760,6 +760,7 @@ on_state_answer(const struct state_result *res, void *arg)
     w->str = res->str ? emu_strndup(res->str, res->len) : NULL;
     w->len = res->len;
     w->deleted = res->deleted;
+    w->unavailable = res->unavailable;
     if (w->active) {
         w->active = false;
         script_resume(ss);
@@ -770,6 +771,11 @@ static int
 push_answer(lua_State *L, struct script_wait *w)
 {
     if (w->err) {
+        /* Remembered so that the hook's failure answers as a failed
+         * lookup table does in Postfix, not as a scenario bug. */
+        if (w->unavailable)
+            w->store_failed = true;
+        w->unavailable = false;
         lua_pushfstring(L, "emu.state: %s", w->err);
         emu_free(w->err);
         w->err = NULL;

@@ -65,6 +65,8 @@ struct script_wait {
     char *str;
     size_t len;
     bool deleted;
+    bool unavailable;  /* err: the store was not reached in time */
+    bool store_failed; /* this hook call raised such an error */
 };
 
 /* The session as Lua sees it (a full userdata, "emu.session"). The pointer

@@ -205,7 +205,9 @@ on_redis(const struct net_redis_reply *reply, const char *err, void *arg)
     struct pending *p = arg;
     struct state *st = p->st;
     struct state_result res = {0};
-    if (err) {
+    if (err && reply == NULL) {
+        /* Unreachable, lost or too slow (an error reply is the script's
+         * own complaint, such as incr on a string, and is not retried). */
         metrics_inc(&st->e->metrics.state_errors);
         if (st->e->cfg->state_fallback_memory) {
             metrics_inc(&st->e->metrics.state_fallbacks);
@@ -215,6 +217,13 @@ on_redis(const struct net_redis_reply *reply, const char *err, void *arg)
             pending_free(p);
             return;
         }
+        res.err = err;
+        res.unavailable = true;
+        p->fn(&res, p->arg);
+        pending_free(p);
+        return;
+    }
+    if (err) {
         res.err = err;
         p->fn(&res, p->arg);
         pending_free(p);
@@ -441,6 +450,8 @@ struct api_call {
     state_done_fn *done;
     void *arg;
     double now;
+    double seconds; /* the clock: what to set or add */
+    bool relative;
 };
 
 static void
@@ -512,7 +523,7 @@ state_list(struct state *st, double now, state_list_fn *each,
         done("out of memory", arg);
         return 1;
     }
-    *c = (struct api_call){st, each, done, arg, now};
+    *c = (struct api_call){st, each, done, arg, now, 0, false};
     const char *prefix = st->e->cfg->state_prefix;
     const char *argv[4] = {"EVAL", lua_list, "0", prefix};
     size_t lens[4] = {4, sizeof(lua_list) - 1, 1, strlen(prefix)};
@@ -532,18 +543,42 @@ state_clear(struct state *st, state_done_fn *done, void *arg)
         done("out of memory", arg);
         return 1;
     }
-    *c = (struct api_call){st, NULL, done, arg, 0};
+    *c = (struct api_call){st, NULL, done, arg, 0, 0, false};
     const char *prefix = st->e->cfg->state_prefix;
     const char *argv[4] = {"EVAL", lua_clear, "0", prefix};
     size_t lens[4] = {4, sizeof(lua_clear) - 1, 1, strlen(prefix)};
     return net_redis_command(st->redis, on_simple, c, 4, argv, lens);
 }
 
-int
-state_clock_set(struct state *st, double offset, state_done_fn *done, void *arg)
+/* SET or INCRBYFLOAT answered: INCRBYFLOAT's sum is the offset to keep.
+ * With Redis away and --state-fallback memory, the clock moves here only,
+ * as the fallback's keys live here only. */
+static void
+on_clock_set(const struct net_redis_reply *reply, const char *err, void *arg)
 {
-    atomic_store(&st->e->clock_offset, offset);
+    struct api_call *c = arg;
+    struct emu *e = c->st->e;
+    if (err == NULL && c->relative) {
+        on_clock(reply, NULL, c->st);
+    } else if (err && reply == NULL && e->cfg->state_fallback_memory) {
+        metrics_inc(&e->metrics.state_errors);
+        metrics_inc(&e->metrics.state_fallbacks);
+        double base = c->relative ? atomic_load(&e->clock_offset) : 0;
+        atomic_store(&e->clock_offset, base + c->seconds);
+        err = NULL;
+    }
+    c->done(err, c->arg);
+    emu_free(c);
+}
+
+int
+state_clock_set(struct state *st, double seconds, bool relative,
+                state_done_fn *done, void *arg)
+{
     if (st->redis == NULL) {
+        if (relative)
+            seconds += atomic_load(&st->e->clock_offset);
+        atomic_store(&st->e->clock_offset, seconds);
         done(NULL, arg);
         return 1;
     }
@@ -552,14 +587,19 @@ state_clock_set(struct state *st, double offset, state_done_fn *done, void *arg)
         done("out of memory", arg);
         return 1;
     }
-    *c = (struct api_call){st, NULL, done, arg, 0};
+    *c = (struct api_call){st, NULL, done, arg, 0, seconds, relative};
     struct buf key = {0};
     clock_key(st, &key);
     char v[64];
-    snprintf(v, sizeof(v), "%.6f", offset);
-    const char *argv[3] = {"SET", key.data ? key.data : "", v};
-    size_t lens[3] = {3, key.len, strlen(v)};
-    int rc = net_redis_command(st->redis, on_simple, c, 3, argv, lens);
+    snprintf(v, sizeof(v), "%.6f", seconds);
+    /* Advancing adds in Redis, so two replicas moving the clock at once
+     * both count; INCRBYFLOAT answers the sum, which becomes ours. */
+    const char *argv[3] = {relative ? "INCRBYFLOAT" : "SET",
+                           key.data ? key.data : "", v};
+    size_t lens[3] = {relative ? 11 : 3, key.len, strlen(v)};
+    if (!relative)
+        atomic_store(&st->e->clock_offset, seconds);
+    int rc = net_redis_command(st->redis, on_clock_set, c, 3, argv, lens);
     buf_cleanup(&key);
     return rc;
 }

@@ -21,7 +21,8 @@ struct state;
 enum state_op { STATE_GET, STATE_SET, STATE_INCR, STATE_DEL };
 
 struct state_result {
-    const char *err; /* NULL on success */
+    const char *err;  /* NULL on success */
+    bool unavailable; /* err: the store could not be reached in time */
     enum kv_type type;
     double num;
     const char *str; /* borrowed during the callback */
@@ -61,8 +62,9 @@ typedef void state_done_fn(const char *err, void *arg);
 int state_list(struct state *st, double now, state_list_fn *each,
                state_done_fn *done, void *arg);
 int state_clear(struct state *st, state_done_fn *done, void *arg);
-/* Move the scenario clock (all replicas with Redis). */
-int state_clock_set(struct state *st, double offset, state_done_fn *done,
-                    void *arg);
+/* Set the scenario clock's offset, or add to it (relative); with Redis
+ * this moves it for all replicas. */
+int state_clock_set(struct state *st, double seconds, bool relative,
+                    state_done_fn *done, void *arg);
 
 #endif

@@ -33,8 +33,10 @@ class Api(TestCase):
     def test_listening_line_and_health(self):
         kinds = [k for k, _, _ in self.emu.listeners]
         self.assertEqual(kinds, ["smtp", "api"])
+        # Without --instance-id a replica goes by the host's name.
         self.assertEqual(self.emu.api("GET", "/healthz"),
-                         (200, {"status": "ok"}))
+                         (200, {"status": "ok",
+                                "instance": socket.gethostname()}))
 
     def test_scenarios_listing(self):
         st, body = self.emu.api("GET", "/api/v1/scenarios")
