@@ -169,6 +169,25 @@ SCENARIOS = [
 ]
 
 
+class Redis:
+    """redis-server for the replica rows, on the load generator's CPU
+    (the server CPU is the emulator's alone), without persistence."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", LOAD_CPU, "redis-server", "--port",
+             str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--protected-mode", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port("127.0.0.1", self.port)
+        self.url = "redis://127.0.0.1:%d" % self.port
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
 def idle_connections(n, workers=1):
     """RSS of the emulator holding n idle clients that read the greeting."""
     srv = Server("emulator", ["--max-connections", str(n + 100)], workers)
@@ -218,8 +237,17 @@ def main():
     rows = []
     print("rounds=%d messages=%d sessions=%d" % (a.rounds, msgs, sess),
           flush=True)
+    redis = Redis() if shutil.which("redis-server") else None
+    scenarios = list(SCENARIOS)
+    if redis:
+        # The same scenario with emu.state in Redis, as replicas run it.
+        scenarios.append(("greylisting, state in Redis",
+                          SCENARIOS[2][1] + ["--state", redis.url]))
+
+    rates_by_row = {}
 
     def row(name, rates, cpus, unit):
+        rates_by_row[name] = rates
         rows.append((name, fmt(rates), fmt(cpus, 1), unit,
                      statistics.median(cpus)))
         print("%-34s %22s /s   %18s us CPU per %s"
@@ -231,10 +259,12 @@ def main():
         r, c = rounds(a.rounds, "smtp-sink", [],
                       lambda p: smtp_source(p, units, persistent), units)
         row("smtp-sink: %ss" % label, r, c, label)
-        for name, args in SCENARIOS:
+        for name, args in scenarios:
             r, c = rounds(a.rounds, "emulator", args,
                           lambda p: smtp_source(p, units, persistent), units)
             row("emulator %s: %ss" % (name, label), r, c, label)
+    if redis:
+        redis.stop()
     # --workers 2, sessions.
     r, c = rounds(a.rounds, "emulator", [],
                   lambda p: smtp_source(p, sess, False), sess, workers=2)
@@ -254,6 +284,7 @@ def main():
           flush=True)
 
     med = {name: cpu for name, _, _, _, cpu in rows}
+    rate = {name: statistics.median(rs) for name, rs in rates_by_row.items()}
 
     def ratio(x, y):
         return med[x] / med[y]
@@ -280,10 +311,21 @@ def main():
             "emulator accept --workers 2: sessions",
             "emulator accept: sessions"), 1.10),
     ]
+    # Throughput (higher is better) of the shared store against the local
+    # one: what a replica gives up for sharing greylisting with others.
+    shared = []
+    for unit in ("messages", "sessions"):
+        x = "emulator greylisting, state in Redis: %s" % unit
+        y = "emulator greylisting: %s" % unit
+        if x in rate:
+            shared.append(("greylisting %s/s, Redis vs in-process" % unit[:-1],
+                           rate[x] / rate[y], med[x] / med[y]))
     print()
     for name, v, target in ratios:
         print("%-42s %.2fx (target <= %.2fx) %s"
               % (name, v, target, "ok" if v <= target else "MISSED"))
+    for name, v, cpu in shared:
+        print("%-42s %.2fx throughput, %.2fx CPU per unit" % (name, v, cpu))
     with open(a.out, "w") as f:
         f.write("# Benchmark results\n\n")
         f.write("Produced by `make bench` (`python3 bench/bench.py --rounds "
@@ -307,6 +349,11 @@ def main():
         for name, v, target in ratios:
             f.write("| %s | %.2fx | <= %.2fx %s |\n"
                     % (name, v, target, "" if v <= target else "(missed)"))
+        if shared:
+            f.write("\n| Shared state (issue 11) | Throughput | Emulator CPU "
+                    "per unit |\n|---|---|---|\n")
+            for name, v, cpu in shared:
+                f.write("| %s | %.2fx | %.2fx |\n" % (name, v, cpu))
         f.write("\nIdle connections: %d of %d held (server alive: %s); RSS "
                 "%d KiB before, %d KiB after: %.2f KiB per connection "
                 "(target <= 6 KiB).\n" % (got, a.idle, alive, base, full,

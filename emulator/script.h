@@ -93,13 +93,13 @@ double script_now(const struct emu *e);
 struct scenario_info {
     char name[64];
     char description[512];
-    char replies[4096]; /* what the scenario answers (free text) */
+    char replies[16384]; /* what the scenario answers (free text) */
     struct scenario_param_info {
         char name[64];
         char type[16];
         char def[256];
-        char help[256];
-        char choices[256];
+        char help[512];
+        char choices[2048];
     } params[32];
     size_t n_params;
 };

@@ -9,10 +9,29 @@ import socket
 import subprocess
 import time
 
-from helpers import BIN, CERTS, HOST, Emulator, Raw, TestCase, run
+from helpers import BIN, CERTS, HOST, ROOT, Emulator, Raw, TestCase, run
 
 
 class Cli(TestCase):
+    def test_readme_says_what_the_binary_says(self):
+        # The scenario reference and the catalogue table are generated from
+        # --describe and tests/data/catalogue.json: stale means a scenario
+        # changed without its documentation.
+        p = subprocess.run(
+            ["/usr/bin/python3", os.path.join(ROOT, "tools",
+                                              "readme_tables.py"),
+             "--check"], capture_output=True, text=True,
+            env=dict(os.environ, EMU_BIN=BIN))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # Every option of --help is documented in README.md.
+        with open(os.path.join(ROOT, "README.md")) as f:
+            readme = f.read()
+        flags = set(re.findall(r"^\s+(--[a-z][a-z-]+)", run(
+            [BIN, "--help"]).stdout, re.M))
+        self.assertGreater(len(flags), 30)
+        missing = sorted(f for f in flags if f not in readme)
+        self.assertEqual(missing, [])
+
     def test_help_and_version(self):
         p = run([BIN, "--help"])
         self.assertEqual(p.returncode, 0)
