@@ -260,14 +260,19 @@ load_protected(lua_State *L)
     lua_pushvalue(L, scen);
     lua_pushstring(L, cn + 1);
     lua_call(L, 2, 0);
-    lua_getfield(L, -1, "_build_params");
-    lua_getfield(L, scen, "params");
+    lua_getfield(L, -1, "_params_for");
+    lua_pushvalue(L, scen);
     lua_createtable(L, 0, (int)a->n);
     for (size_t i = 0; i < a->n; i++) {
         lua_pushstring(L, a->vals[i]);
         lua_setfield(L, -2, a->keys[i]);
     }
+    /* The scenario's check(p) is its code too: same budget as the top
+     * level, so a loop in it cannot hang the start or the API. */
+    set_budget(L, &c->load_budget, c->emu->cfg->lua_instr_limit);
     lua_call(L, 2, 1);
+    *(struct script_budget **)lua_getextraspace(L) = NULL;
+    lua_sethook(L, NULL, 0, 0);
     int params = lua_gettop(L);
     if (a->info)
         fill_info(L, scen, a->info);

@@ -671,10 +671,12 @@ on_timer(void *arg)
         set_state(s, s->resume_state);
         if (s->conn)
             net_conn_read_enable(s->conn, true);
-        s->line_delay_ms = d.line_delay_ms;
+        uint32_t outer = s->line_delay_ms;
+        if (d.line_delay_ms > 0)
+            s->line_delay_ms = d.line_delay_ms;
         fn(s, &d);
         if (!s->slow_active)
-            s->line_delay_ms = 0;
+            s->line_delay_ms = outer;
         decision_cleanup(&d);
         if (!(s->flags & (SF_DEAD | SF_CLOSE_AFTER_REPLY)))
             session_process(s);
@@ -833,10 +835,14 @@ decide_apply(struct smtp_session *s, struct decision *d, decided_fn *fn)
         net_timer_start(s->timer, s->pending.delay_ms / 1000.0);
         return;
     }
-    s->line_delay_ms = d->line_delay_ms;
+    /* A line delay from on_command carries over to the stage decision
+     * the command then leads to, unless that one has its own. */
+    uint32_t outer = s->line_delay_ms;
+    if (d->line_delay_ms > 0)
+        s->line_delay_ms = d->line_delay_ms;
     fn(s, d);
     if (!s->slow_active)
-        s->line_delay_ms = 0;
+        s->line_delay_ms = outer;
     decision_cleanup(d);
 }
 
@@ -2449,7 +2455,7 @@ handle_line(struct smtp_session *s, const char *line, size_t len)
             wait_for_script(s, command_decided);
             return;
         }
-        if (d.kind != DECIDE_DEFAULT || d.delay_ms > 0) {
+        if (d.kind != DECIDE_DEFAULT || d.delay_ms > 0 || d.line_delay_ms > 0) {
             decide_apply(s, &d, command_decided);
             return;
         }

@@ -154,7 +154,7 @@ local HOOKS = {
   on_mail = true, on_rcpt = true, on_data = true, on_message = true,
   on_quit = true, on_disconnect = true, on_command = true, on_tls = true,
 }
-local FIELDS = { name = true, description = true, params = true, replies = true }
+local FIELDS = { name = true, description = true, params = true, replies = true, check = true }
 
 function emu._check_scenario(t, file)
   if type(t) ~= "table" then
@@ -169,6 +169,9 @@ function emu._check_scenario(t, file)
   if t.params ~= nil and type(t.params) ~= "table" then
     error(("%s: params must be a table"):format(file), 0)
   end
+  if t.check ~= nil and type(t.check) ~= "function" then
+    error(("%s: check must be a function"):format(file), 0)
+  end
   for k, v in pairs(t) do
     if HOOKS[k] then
       if type(v) ~= "function" then
@@ -177,7 +180,7 @@ function emu._check_scenario(t, file)
     elseif not FIELDS[k] then
       local hint = type(k) == "string" and k:match("^on_") and
         " (hooks: on_connect, on_ehlo, on_starttls, on_auth, on_mail, on_rcpt, on_data, on_message, on_quit, on_disconnect, on_command, on_tls)" or
-        " (fields: name, description, params, replies, on_*)"
+        " (fields: name, description, params, replies, check, on_*)"
       error(("%s: unknown key '%s'%s"):format(file, tostring(k), hint), 0)
     end
   end
@@ -283,6 +286,22 @@ function emu._build_params(spec, overrides)
   return readonly(out, "params")
 end
 
+-- The parameters of scenario table t with overrides, checked by the
+-- scenario's own check(p) when it has one: it returns nothing when the
+-- combination is fine, or a message saying what is wrong, which refuses
+-- the parameters (exit status 2 at start, 400 from the API) before any
+-- session sees them.
+function emu._params_for(t, overrides)
+  local p = emu._build_params(t.params, overrides)
+  if t.check then
+    local msg = t.check(p)
+    if msg ~= nil then
+      error(("%s: %s"):format(t.name, tostring(msg)), 0)
+    end
+  end
+  return p
+end
+
 -- Rows for --describe and the API.
 function emu._describe_params(spec)
   local rows = {}
@@ -326,7 +345,7 @@ function emu.use(name, overrides)
   local chunk, file = emu._scenario(name)
   local t = chunk()
   emu._check_scenario(t, file)
-  local p = emu._build_params(t.params, overrides or {})
+  local p = emu._params_for(t, overrides or {})
   h = { name = t.name, params = p, scenario = t }
   function h:call(hook, s, x)
     local f = t[hook]

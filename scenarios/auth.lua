@@ -27,8 +27,8 @@
 -- Gmail's one-line texts (2.2, 3.9, 3.11) end with the session id and
 -- "- gsmtp" like every Gmail reply (lua/gmail.lua); its ids here have the
 -- submission form ("sm"). A combination marked "none verified" is refused
--- at start of each session (the scenario raises an error, so the client
--- gets 451 4.3.0 and the log names the combination) rather than made up.
+-- by check(p) when the parameters are set (exit status 2 at start, 400
+-- from the API) rather than answered with a made-up line.
 --
 -- EHLO offers `mechanisms` in Postfix's keyword order (PIPELINING, SIZE,
 -- STARTTLS, AUTH, ENHANCEDSTATUSCODES, 8BITMIME, DSN, SMTPUTF8, CHUNKING;
@@ -132,13 +132,18 @@ Backend down (temp_failure):
   postfix: 454 4.7.0 Temporary authentication failure: Connection lost to authentication server
   gmail:   454 4.7.0 Cannot authenticate due to a temporary system problem. Try again later. For more information, go to About SMTP error messages. ID - gsmtp]],
 
-  on_connect = function(s, c, p)
+  -- Combinations with no verified reply line are refused up front (exit
+  -- status 2 at start, 400 from the API) rather than invented.
+  check = function(p)
     if p.provider == "opensmtpd" and p.tls_required then
-      error("auth: no verified OpenSMTPD reply for AUTH before TLS (tls_required)")
+      return "no verified OpenSMTPD reply for AUTH before TLS (tls_required)"
     end
     if p.temp_failure and (p.provider == "exchange" or p.provider == "opensmtpd") then
-      error("auth: no verified " .. p.provider .. " reply for a temporary AUTH failure")
+      return "no verified " .. p.provider .. " reply for a temporary AUTH failure (temp_failure)"
     end
+  end,
+
+  on_connect = function(s, c, p)
     if p.provider == "gmail" then gmail.submission(s) end
   end,
 

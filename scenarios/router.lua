@@ -37,11 +37,9 @@
 -- --set routes=bob=full@,@quota.example=full-permanent@ gives bob@ and
 -- all of quota.example Gmail's over-quota refusals. `default` is one
 -- SCENARIO[:KEY=VALUE...] or LOCALPART@.
--- The engine checks parameters only for their type at start, so the
--- router checks its routes (and loads every scenario they name) on the
--- first connection: with a bad entry every session gets
--- "451 4.3.0 Error: internal scenario error" as its greeting, and the
--- log's script-error line names the entry.
+-- The router's check(p) parses every route and loads every scenario they
+-- name when the parameters are set: a bad entry stops the start with exit
+-- status 2 (or gets 400 from the API), naming the entry.
 -- Routed scenarios share the router's emu.state (its keys are the
 -- router's), so two routes to the same scenario share their counters.
 --
@@ -279,6 +277,14 @@ end of data follow the first accepted recipient's route. Built-in addresses
                    552 5.2.2 https://support.google.com/mail/?p=OverQuotaPerm ID - gsmtp
 Other addresses: the `routes` entry that matches, else the `default` scenario.
 A route may point at a built-in: --set routes=bob=full@ makes bob@ over quota.]],
+
+  -- Every route is parsed and its scenario loaded with its parameters
+  -- when the parameters are set, so a bad entry is refused at start (or
+  -- by the API) instead of failing the first session.
+  check = function(p)
+    local ok, err = pcall(routing, p)
+    if not ok then return (tostring(err):gsub("^router: ", "")) end
+  end,
 
   on_connect = to_default("on_connect"),
   on_tls = to_default("on_tls"),

@@ -64,8 +64,8 @@ The usual replies (220 HOST ESMTP smtp-emulator, the EHLO list, 250 2.1.0 Ok,
 ID, 221 2.0.0 Bye, ...), each one late: `greeting` ... `quit` seconds for the
 whole reply, plus `line_delay` seconds before each of its lines. With
 --set line_delay=2 the EHLO reply (10 lines) takes 20 seconds to arrive.
-For RSET, NOOP, VRFY, HELP and STARTTLS (one line each) the wait is
-`other` + `line_delay`.]],
+RSET, NOOP, VRFY, HELP and STARTTLS wait `other` seconds, plus
+`line_delay` before each line.]],
 
   on_connect = stage("greeting"),
   on_ehlo = stage("ehlo"),
@@ -78,8 +78,6 @@ For RSET, NOOP, VRFY, HELP and STARTTLS (one line each) the wait is
 
   on_command = function(s, cmd, p)
     if not OTHER[cmd.verb] then return nil end
-    local wait = p.other + p.line_delay
-    if wait <= 0 then return nil end
-    return emu.delay(wait)
+    return slow(p.other, p)
   end,
 }

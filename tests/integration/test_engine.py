@@ -260,6 +260,45 @@ class EngineParams(TestCase):
         self.assertEqual(p.returncode, 2)
         self.assertIn("unknown scenario 'nosuch'", p.stderr)
 
+    def test_on_command_line_delay_alone(self):
+        with Emulator("--scenario",
+                      os.path.join(SCEN, "command-slowly.lua")) as emu:
+            c = Raw(emu.addr())
+            c.reply()
+            t0 = time.monotonic()
+            r = c.cmd("EHLO client.example")
+            took = time.monotonic() - t0
+            self.assertEqual(r[0], "250-" + HOST)
+            self.assertEqual(r[-1], "250 CHUNKING")
+            # One line delay before each line of the server's own reply.
+            self.assertGreaterEqual(took, 0.1 * len(r) - 0.05)
+            t0 = time.monotonic()
+            self.assertEqual(c.cmd("NOOP"), ["250 2.0.0 Ok"])
+            self.assertLess(time.monotonic() - t0, 0.1)
+            c.close()
+
+    def test_check_refuses_parameter_combinations(self):
+        path = os.path.join(SCEN, "checked.lua")
+        base = [BIN, "--listen", "127.0.0.1:0", "--scenario", path]
+        p = run(base + ["--set", "low=5", "--set", "high=2"])
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("checked: low (5) is above high (2)", p.stderr)
+        # A check() that never returns is stopped by the budget, with its
+        # file and line.
+        p = run(base + ["--set", "spin=true", "--lua-instructions", "100000"])
+        self.assertEqual(p.returncode, 2)
+        self.assertRegex(p.stderr, r"checked\.lua:13: scenario ran too long")
+        # Through the API: 400 naming the problem, the old selection stays.
+        with Emulator("--scenario", path, "--api", "127.0.0.1:0") as emu:
+            st, body = emu.api("PUT", "/api/v1/scenario", {
+                "name": path, "params": {"low": 9, "high": 3}})
+            self.assertEqual(st, 400)
+            self.assertEqual(body["error"], "checked: low (9) is above "
+                                            "high (3)")
+            c, r = session(emu, "x")
+            self.assertEqual(r, ["250 2.1.5 Ok 1-10"])
+            c.close()
+
     def test_broken_scenarios_exit_2_with_file_and_line(self):
         cases = (("broken-syntax.lua", r"broken-syntax\.lua:4: "),
                  ("global-top.lua", r"global-top\.lua:2: .*assignment to "

@@ -9,7 +9,7 @@ import smtplib
 import time
 import unittest
 
-from helpers import HOST, Emulator, Raw, TestCase, run, BIN
+from helpers import BIN, HOST, Emulator, Raw, TestCase, run
 
 GREETING = "220 %s ESMTP smtp-emulator" % HOST
 MAIL_OK = "250 2.1.0 Ok"
@@ -308,9 +308,9 @@ class DefaultTls(Base):
 
 
 class BadRoutes(TestCase):
-    """The engine checks parameters only for their type at start; the
-    router checks its routes on the first connection, and every session
-    then gets 451 4.3.0 as its greeting, the log naming the entry."""
+    """Routes are checked when the parameters are set (the scenario's
+    check): a bad entry stops the start with exit status 2 and a line
+    naming it, and the API refuses it with 400, keeping the old scenario."""
 
     CASES = [
         ("x=no-such-scenario", r"router: route 'no-such-scenario': "
@@ -325,26 +325,34 @@ class BadRoutes(TestCase):
         ("z=router", r"routes to the router itself"),
     ]
 
-    def test_bad_routes(self):
-        for routes, log in self.CASES:
-            with self.subTest(routes=routes), \
-                    Emulator("--scenario", "router",
-                             "--set", "routes=" + routes) as emu:
-                for _ in range(2):
-                    c = Raw(emu.addr())
-                    self.assertEqual(c.reply1(), "451 4.3.0 Error: internal "
-                                     "scenario error")
-                    c.close()
-                emu.wait_log(r"script-error .*" + log)
+    def test_bad_routes_stop_the_start(self):
+        for routes, msg in self.CASES:
+            with self.subTest(routes=routes):
+                p = run([BIN, "--listen", "127.0.0.1:0", "--scenario",
+                         "router", "--set", "routes=" + routes], timeout=10)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertRegex(p.stderr, r"^smtp-emulator: --scenario "
+                                 r"router: .*" + msg)
+                self.assertEqual(p.stdout, "")
 
-    def test_bad_default(self):
-        with Emulator("--scenario", "router",
-                      "--set", "default=no-such-scenario") as emu:
-            c = Raw(emu.addr())
-            self.assertEqual(c.reply1(),
-                             "451 4.3.0 Error: internal scenario error")
-            c.close()
-            emu.wait_log(r"router: route 'no-such-scenario'")
+    def test_bad_default_stops_the_start(self):
+        p = run([BIN, "--listen", "127.0.0.1:0", "--scenario", "router",
+                 "--set", "default=no-such-scenario"], timeout=10)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("router: route 'no-such-scenario'", p.stderr)
+
+    def test_the_api_refuses_bad_routes(self):
+        with Emulator("--api", "127.0.0.1:0") as emu:
+            st, body = emu.api("PUT", "/api/v1/scenario", {
+                "name": "router", "params": {"routes": "x=no-such-scenario"}})
+            self.assertEqual(st, 400)
+            self.assertIn("unknown scenario 'no-such-scenario'",
+                          body["error"])
+            self.assertEqual(emu.api("GET", "/api/v1/scenario")[1]["name"],
+                             "accept")
+            st, _ = emu.api("PUT", "/api/v1/scenario", {
+                "name": "router", "params": {"routes": "vip=greylisting"}})
+            self.assertEqual(st, 200)
 
 
 class Listing(TestCase):
