@@ -207,6 +207,7 @@ walk_transcript(const struct buf *tr, struct tline_cb *cb)
 {
     struct buf partial[2] = {{0}, {0}}; /* client, server */
     double ptime[2] = {0, 0};
+    char pdir[2] = {TR_CLIENT, TR_SERVER};
     size_t i = 0;
     while (tr->data && i + sizeof(double) + 1 + sizeof(uint32_t) <= tr->len) {
         double t;
@@ -227,6 +228,7 @@ walk_transcript(const struct buf *tr, struct tline_cb *cb)
             size_t e = nl ? (size_t)(nl - p) : len;
             buf_append(&partial[k], p + s, e - s);
             ptime[k] = t;
+            pdir[k] = dir;
             if (!nl)
                 break;
             struct buf *b = &partial[k];
@@ -239,8 +241,8 @@ walk_transcript(const struct buf *tr, struct tline_cb *cb)
     }
     for (int k = 0; k < 2; k++) {
         if (partial[k].len)
-            cb->fn(cb->arg, ptime[k], k == 0 ? TR_CLIENT : TR_SERVER,
-                   partial[k].data, partial[k].len, "none");
+            cb->fn(cb->arg, ptime[k], pdir[k], partial[k].data, partial[k].len,
+                   "none");
         buf_cleanup(&partial[k]);
     }
 }
@@ -253,9 +255,12 @@ tline_json(void *arg, double t, char dir, const char *p, size_t len,
     json_t *o = json_object();
     json_object_set_new(o, "time", jtime(t));
     json_object_set_new(o, "dir",
-                        json_string(dir == TR_CLIENT   ? "client"
-                                    : dir == TR_SERVER ? "server"
-                                                       : "note"));
+                        json_string(dir == TR_CLIENT ? "client"
+                                    : dir == TR_SERVER || dir == TR_SCENARIO
+                                        ? "server"
+                                        : "note"));
+    if (dir == TR_SCENARIO)
+        json_object_set_new(o, "scenario", json_true());
     json_object_set_new(o, "line", jdisplay(p, len));
     if (eol && strcmp(eol, "crlf") != 0)
         json_object_set_new(o, "eol", json_string(eol));
@@ -268,9 +273,9 @@ tline_text(void *arg, double t, char dir, const char *p, size_t len,
 {
     (void)t;
     struct buf *out = arg;
-    buf_append_str(out, dir == TR_CLIENT   ? "C: "
-                        : dir == TR_SERVER ? "S: "
-                                           : "# ");
+    buf_append_str(out, dir == TR_CLIENT                         ? "C: "
+                        : dir == TR_SERVER || dir == TR_SCENARIO ? "S: "
+                                                                 : "# ");
     display(out, p, len);
     /* A line that did not end in CRLF says so. */
     if (eol && strcmp(eol, "lf") == 0)
@@ -338,6 +343,8 @@ session_json(const struct store_session *r, bool transcript,
         json_object_set_new(out, "code", json_integer(r->outcome_code));
     if (r->outcome_stage[0])
         json_object_set_new(out, "stage", json_string(r->outcome_stage));
+    if (r->last_code)
+        json_object_set_new(out, "last_code", json_integer(r->last_code));
     json_object_set_new(o, "outcome", out);
     json_object_set_new(o, "messages", json_integer(r->messages));
     if (transcript) {

@@ -126,6 +126,7 @@ struct smtp_session {
     enum outcome outcome; /* set when the scenario or a timeout ends it */
     enum smtp_stage outcome_stage;
     int last_reject_code;
+    int last_code; /* of the last reply sent */
     enum smtp_stage last_reject_stage;
     enum smtp_stage cur_stage;
     unsigned messages;
@@ -328,8 +329,10 @@ slow_write(struct smtp_session *s, const char *p, size_t len)
  * line, count it, and apply Postfix's rules: every 421/521 reply is
  * followed by a disconnect, and a 4xx/5xx counts toward the error limit. */
 static void
-send_reply_buf(struct smtp_session *s, const struct buf *b, int code)
+send_reply_buf(struct smtp_session *s, const struct buf *b, int code,
+               enum transcript_dir dir)
 {
+    s->last_code = code;
     if (s->line_delay_ms > 0 || s->slow_active)
         slow_write(s, b->data, b->len);
     else
@@ -340,7 +343,7 @@ send_reply_buf(struct smtp_session *s, const struct buf *b, int code)
         size_t end = nl ? (size_t)(nl - b->data) + 1 : b->len;
         size_t n = end - i;
         size_t body = n >= 2 ? n - 2 : n; /* without CRLF */
-        transcript(s, TR_SERVER, b->data + i, n);
+        transcript(s, dir, b->data + i, n);
         if (log_on(s, LOG_LEVEL_INFO)) {
             struct log_kv kv[] = {LOG_KVN("line", b->data + i, body)};
             slog(s, LOG_LEVEL_INFO, "reply", kv, 1);
@@ -391,7 +394,7 @@ smtp_replyv(struct smtp_session *s, const char *fmt, va_list ap)
             return -1;
         }
     }
-    send_reply_buf(s, &b, code);
+    send_reply_buf(s, &b, code, TR_SERVER);
     buf_cleanup(&b);
     return code;
 }
@@ -417,7 +420,8 @@ smtp_reply_fixed(struct smtp_session *s, const char *line)
 {
     struct buf b = {(char *)line, strlen(line), 0};
     send_reply_buf(
-        s, &b, (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0'));
+        s, &b, (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0'),
+        TR_SERVER);
 }
 
 /* A reply to a command: also feeds the error counter. */
@@ -462,7 +466,7 @@ reply_decision(struct smtp_session *s, const struct decision *d)
         metrics_inc(&s->emu->metrics.scenario_errors);
         return smtp_reply(s, "451 4.3.0 Error: internal scenario error");
     }
-    send_reply_buf(s, &b, code);
+    send_reply_buf(s, &b, code, TR_SCENARIO);
     buf_cleanup(&b);
     if (code >= 400) {
         s->last_reject_code = code;
@@ -555,6 +559,7 @@ record_outcome(struct smtp_session *s, enum outcome o, int code,
     store_lock(&s->emu->store);
     str_copy(s->rec->outcome, sizeof(s->rec->outcome), outcome_name(o));
     s->rec->outcome_code = code;
+    s->rec->last_code = s->last_code;
     if (outcome_has_stage(o))
         str_copy(s->rec->outcome_stage, sizeof(s->rec->outcome_stage),
                  stage_name(st));
@@ -810,7 +815,7 @@ apply_terminal(struct smtp_session *s, struct decision *d)
         slog(s, LOG_LEVEL_INFO, "scenario-partial", NULL, 0);
         if (d->reply.len) {
             write_out(s, d->reply.data, d->reply.len);
-            transcript(s, TR_SERVER, d->reply.data, d->reply.len);
+            transcript(s, TR_SCENARIO, d->reply.data, d->reply.len);
         }
         apply_then(s, d->then == THEN_NONE ? THEN_CLOSE : d->then, d->hang_ms);
         return true;

@@ -33,7 +33,14 @@ struct store_msg {
     struct store_msg *newer, *older;
 };
 
-enum transcript_dir { TR_CLIENT = 'C', TR_SERVER = 'S', TR_NOTE = '#' };
+/* TR_SCENARIO: a server line the scenario wrote (its decision's reply),
+ * so the API can point at the reply a test is about. */
+enum transcript_dir {
+    TR_CLIENT = 'C',
+    TR_SERVER = 'S',
+    TR_SCENARIO = 's',
+    TR_NOTE = '#'
+};
 
 /* A session as the API shows it. Fields are written by the owning session
  * under the store lock (store_session_update) and read by the API. */
@@ -55,6 +62,7 @@ struct store_session {
     /* Outcome (see smtp_session.c for the list). */
     char outcome[24];
     int outcome_code;
+    int last_code; /* of the last reply the server sent, 0: none */
     char outcome_stage[16];
     unsigned messages;
     /* Transcript: records of [double time][char dir][u32 len][bytes]. */

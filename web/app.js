@@ -498,7 +498,8 @@
     fill(cells[1], clientCell(s));
     fill(cells[2], s.scenario || '—');
     fill(cells[3], outcomeBadge(o.result || '?'));
-    fill(cells[4], o.code ? String(o.code) : '—');
+    const code = o.code || o.last_code;
+    fill(cells[4], code ? String(code) : '—');
     fill(cells[5], o.stage || '—');
     row.button.setAttribute('aria-label',
       `Session ${s.id}: ${o.result || ''}${o.code ? ` ${o.code}` : ''}; show the transcript`);
@@ -678,9 +679,13 @@
 
   // The server lines of the reply through which the scenario acted: the
   // last reply carrying the outcome's code.
+  // The scenario's replies: the lines the API marks ("scenario": true);
+  // for a transcript without marks, the last server reply with the
+  // outcome's code.
   function actedLines(lines, code) {
     const marked = new Set();
-    if (!code) return marked;
+    lines.forEach((l, i) => { if (l.scenario) marked.add(i); });
+    if (marked.size || !code) return marked;
     const c = String(code);
     let i = lines.length - 1;
     for (; i >= 0; i--) {
@@ -700,7 +705,8 @@
   function transcriptList(s) {
     const lines = Array.isArray(s.transcript) ? s.transcript : [];
     const o = s.outcome || {};
-    const acted = o.result !== 'delivered' ? actedLines(lines, o.code) : new Set();
+    const acted = lines.some((l) => l.scenario) || o.result !== 'delivered'
+      ? actedLines(lines, o.code) : new Set();
     const lastActed = acted.size ? Math.max(...acted) : -1;
     const items = lines.map((l, i) => {
       const dir = l.dir === 'client' || l.dir === 'server' ? l.dir : 'note';
@@ -782,7 +788,7 @@
     const client = s.client || {};
     const facts = [
       fact('Outcome', outcomeBadge(o.result || '?')),
-      fact('Reply code', o.code ? String(o.code) : '—'),
+      fact('Reply code', (o.code || o.last_code) ? String(o.code || o.last_code) : '—'),
       fact('Stage where the scenario acted', o.stage || '—'),
       fact('Client', h('span', {class: 'mono'}, `${client.address}:${client.port}`),
         s.simulated && s.peer ? ` (simulated; connection from ${s.peer.address}:${s.peer.port})` : ''),

@@ -76,14 +76,33 @@ class Api(TestCase):
             time.sleep(0.05)
             sess = self.emu.api("GET", "/api/v1/sessions/%d" % sess["id"])[1]
         self.assertEqual(sess["scenario"], "ip-allowlist")
+        # smtplib ends with QUIT: the last reply is the 221.
         self.assertEqual(sess["outcome"], {"result": "rejected", "code": 554,
-                                           "stage": "rcpt"})
+                                           "stage": "rcpt", "last_code": 221})
         st, full = self.emu.api("GET", "/api/v1/sessions/%d" % sess["id"])
         lines = [(l["dir"], l["line"]) for l in full["transcript"]]
         self.assertIn(("client", "rcpt TO:<b@example.org>"), lines)
-        self.assertIn(("server", "554 5.7.1 <unknown[127.0.0.1]>: Client "
-                       "host rejected: Access denied"), lines)
+        # The scenario's own reply is marked; the server's are not.
+        decided = [l for l in full["transcript"] if l.get("scenario")]
+        self.assertEqual([(l["dir"], l["line"]) for l in decided],
+                         [("server", "554 5.7.1 <unknown[127.0.0.1]>: Client "
+                           "host rejected: Access denied")])
+        self.assertIn(("server", "250 2.1.0 Ok"), lines)
+        self.assertNotIn("scenario", full["transcript"][0])
         self.assertEqual(self.emu.api("GET", "/api/v1/messages")[1], [])
+        # A delivered session carries the code of its last reply too.
+        with smtplib.SMTP(*self.emu.addr()) as s:
+            s.ehlo("client.example")
+        self.emu.api("PUT", "/api/v1/scenario", {"name": "accept"})
+        with smtplib.SMTP(*self.emu.addr()) as s:
+            s.sendmail("a@example.com", ["b@example.org"], b"x\r\n")
+        for _ in range(50):
+            sess = self.emu.api("GET", "/api/v1/sessions?limit=1")[1][0]
+            if sess["end"]:
+                break
+            time.sleep(0.05)
+        self.assertEqual(sess["outcome"], {"result": "delivered",
+                                           "last_code": 221})
 
     def test_bad_requests(self):
         cases = [
