@@ -4,7 +4,9 @@
 #   docker/check.sh build   build the image (what `make docker` runs)
 #   docker/check.sh check   build, test the image on its own, run
 #                           docker/compose.yml with its example client,
-#                           tear everything down (`make docker-check`)
+#                           then its `replicas` profile (three replicas
+#                           sharing state in Redis) with the replicas
+#                           client, tear everything down (`make docker-check`)
 #
 # It uses a Docker engine when `docker info` answers. Otherwise it uses
 # rootful podman, and as root it sets podman up first, as described in
@@ -42,7 +44,8 @@ cleanup() {
         $DOCKER rm -f "$STANDALONE" >/dev/null 2>&1
     fi
     if [ -n "$COMPOSE_UP" ]; then
-        compose down -v -t 1 >"$WORK/down.log" 2>&1 || cat "$WORK/down.log"
+        # With the profile, so that its services go too.
+        compose --profile replicas down -v -t 1 >"$WORK/down.log" 2>&1 || cat "$WORK/down.log"
     fi
     if [ -n "$SVC_PID" ]; then
         kill "$SVC_PID" 2>/dev/null
@@ -334,6 +337,13 @@ PY
     STANDALONE=""
 }
 
+# The lines of service $1 in compose's output $2, without the colours and
+# the other services' logs (docker-compose 1.x names the container
+# SERVICE_1, compose v2 SERVICE-1).
+client_lines() {
+    sed 's/\x1b\[[0-9;]*m//g' "$2" | sed -n "s/^$1[_-]1 *| //p"
+}
+
 # docker/compose.yml with its example client.
 check_compose() {
     compose_init
@@ -347,8 +357,7 @@ check_compose() {
     compose up -t 1 --exit-code-from client >"$WORK/up.log" 2>&1
     rc=$?
     set -e
-    # The client's own lines, without the colours and the emulator's log.
-    sed 's/\x1b\[[0-9;]*m//g' "$WORK/up.log" | sed -n 's/^client_1 *| //p; s/^client-1 *| //p' >"$WORK/client.log"
+    client_lines client "$WORK/up.log" >"$WORK/client.log"
     sed 's/^/  /' "$WORK/client.log"
     if [ $rc != 0 ]; then
         echo "the emulator's last lines:"
@@ -365,6 +374,54 @@ check_compose() {
     COMPOSE_UP=""
 }
 
+# The profile `replicas` of docker/compose.yml: Redis, three replicas that
+# share state through it behind one name, and the replicas client. Only the
+# client is named to `up`, so only it and what it depends on start: none of
+# the default profile's services. Run after check_compose (compose_init).
+check_replicas() {
+    replicas="replica-1 replica-2 replica-3"
+    compose --profile replicas config >/dev/null
+    # The emulator image is built already; Redis's and the client's are
+    # built when missing or changed (from cache otherwise).
+    compose --profile replicas build redis replicas-client >"$WORK/compose-build.log" 2>&1 ||
+        { tail -30 "$WORK/compose-build.log"; die "compose build (profile replicas)"; }
+    COMPOSE_UP=1
+    say "compose --profile replicas up (three replicas sharing Redis, and their client)"
+    start=$(date +%s)
+    set +e
+    compose --profile replicas up -t 1 --exit-code-from replicas-client replicas-client \
+        >"$WORK/up-replicas.log" 2>&1
+    rc=$?
+    set -e
+    client_lines replicas-client "$WORK/up-replicas.log" >"$WORK/client.log"
+    sed 's/^/  /' "$WORK/client.log"
+    if [ $rc != 0 ]; then
+        [ -s "$WORK/client.log" ] || tail -15 "$WORK/up-replicas.log"
+        for svc in redis $replicas; do
+            echo "$svc's last lines:"
+            compose --profile replicas logs --no-color --tail 8 "$svc" 2>&1 | sed 's/^/  /'
+        done
+        die "compose up (profile replicas): exit status $rc"
+    fi
+    grep -q "^client: [0-9]* passed, 0 failed\$" "$WORK/client.log" ||
+        die "the replicas client did not report its checks as passed"
+    # Nothing of the default profile ran.
+    [ -z "$(compose ps -q smtp-emulator client 2>/dev/null)" ] ||
+        die "the default services were started with the replicas"
+    # up stopped the client only: stop the others, then look at how.
+    # shellcheck disable=SC2086
+    compose --profile replicas stop -t 1 $replicas redis >"$WORK/stop.log" 2>&1 ||
+        { cat "$WORK/stop.log"; die "compose stop (profile replicas)"; }
+    for svc in $replicas redis; do
+        code=$(inspect '{{.State.ExitCode}}' "$(compose --profile replicas ps -q "$svc")")
+        [ "$code" = 0 ] || die "$svc exited with status $code when compose stopped it"
+    done
+    say "compose replicas: client passed, replicas and redis stopped with status 0 ($(($(date +%s) - start)) s)"
+    compose --profile replicas down -v -t 1 >"$WORK/down.log" 2>&1 ||
+        { cat "$WORK/down.log"; die "compose down (profile replicas)"; }
+    COMPOSE_UP=""
+}
+
 case "${1:-}" in
 build)
     engine_init
@@ -377,6 +434,7 @@ check)
     check_image
     check_standalone
     check_compose
+    check_replicas
     say "all passed ($(($(date +%s) - t0)) s, $ENGINE)"
     ;;
 *)

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -252,6 +253,31 @@ parse_seconds(struct parse_ctx *p, const char *opt, const char *val,
     return 0;
 }
 
+/* A host name (RFC 1123 labels, plus '_' as container names have), or an
+ * IPv4 address, which has the same characters. */
+static bool
+valid_dns_name(const char *s)
+{
+    size_t n = strlen(s), label = 0;
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+            continue;
+        }
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') || c == '_' ||
+                  (c == '-' && label > 0);
+        if (!ok || ++label > 63)
+            return false;
+    }
+    return s[n - 1] != '-';
+}
+
 int
 config_parse_redis_url(const char *s, char *host, size_t hostcap,
                        uint16_t *port, unsigned *db)
@@ -260,19 +286,42 @@ config_parse_redis_url(const char *s, char *host, size_t hostcap,
         return -1;
     const char *rest = s + 8;
     const char *slash = strchr(rest, '/');
-    char hp[IP_STR_MAX + 16];
+    char hp[REDIS_HOST_MAX + 16];
     size_t hl = slash ? (size_t)(slash - rest) : strlen(rest);
     if (hl == 0 || hl >= sizeof(hp))
         return -1;
     memcpy(hp, rest, hl);
     hp[hl] = '\0';
-    if (strchr(hp, ':') == NULL) {
-        char with_port[sizeof(hp) + 8];
-        snprintf(with_port, sizeof(with_port), "%s:6379", hp);
-        str_copy(hp, sizeof(hp), with_port);
+    /* An IP address ("[::1]" for IPv6), or a DNS name such as a compose
+     * service's ("redis"), which the net module resolves without
+     * blocking; the port defaults to Redis's 6379. */
+    char *colon = hp[0] == '[' ? strstr(hp, "]:") : strrchr(hp, ':');
+    if (colon && hp[0] == '[')
+        colon++;
+    *port = 6379;
+    if (colon) {
+        char *end;
+        unsigned long v = strtoul(colon + 1, &end, 10);
+        if (colon[1] == '\0' || *end || v == 0 || v > 65535)
+            return -1;
+        *port = (uint16_t)v;
+        *colon = '\0';
     }
-    if (config_parse_hostport(hp, host, hostcap, port, NULL) < 0 || *port == 0)
+    if (hp[0] == '[') {
+        size_t n = strlen(hp);
+        if (n < 3 || hp[n - 1] != ']')
+            return -1;
+        hp[n - 1] = '\0';
+        memmove(hp, hp + 1, n - 1);
+        unsigned char a6[16];
+        if (inet_pton(AF_INET6, hp, a6) != 1)
+            return -1;
+    } else if (!valid_dns_name(hp)) {
         return -1;
+    }
+    if (strlen(hp) >= hostcap)
+        return -1;
+    str_copy(host, hostcap, hp);
     *db = 0;
     if (slash && slash[1]) {
         char *end;
@@ -750,7 +799,7 @@ opt_state(struct parse_ctx *p, const char *o, const char *v)
         p->c->state_url = NULL;
         return 0;
     }
-    char host[IP_STR_MAX + 1];
+    char host[REDIS_HOST_MAX];
     uint16_t port;
     unsigned db;
     if (config_parse_redis_url(v, host, sizeof(host), &port, &db) < 0)

@@ -135,7 +135,10 @@ void config_cleanup(struct config *c);
  * `scenario` is non-NULL (it then receives an owned string or NULL). */
 int config_parse_hostport(const char *s, char *host, size_t hostcap,
                           uint16_t *port, char **scenario);
-/* "redis://HOST[:PORT][/DB]" (host an IP address or localhost). */
+/* "redis://HOST[:PORT][/DB]": HOST an IPv4 address, "[IPv6]" or a DNS
+ * name (letters, digits, '-', '_', '.'); PORT defaults to 6379. The host
+ * is written without brackets, into up to REDIS_HOST_MAX bytes. */
+#define REDIS_HOST_MAX 256
 int config_parse_redis_url(const char *s, char *host, size_t hostcap,
                            uint16_t *port, unsigned *db);
 /* "10240000", "10M", "64k": bytes; -1 on junk. */

@@ -3,12 +3,18 @@
  * and its libevent adapter, so no call ever blocks the event loop. hiredis
  * 0.14 has no timeouts of its own: each command gets our timer, and a late
  * reply is dropped. A lost or refused connection is retried every second.
+ * A host given by name is looked up with libevent's evdns before each
+ * attempt (hiredis would call a blocking getaddrinfo), so a compose
+ * service's address that changes on restart is followed.
  * Part of the net module (the only place that sees hiredis and libevent).
  */
 #include "net.h"
 #include "net_int.h"
 #include "util.h"
 
+#include <arpa/inet.h>
+#include <event2/dns.h>
+#include <event2/util.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/adapters/libevent.h>
@@ -19,7 +25,11 @@ struct net_redis {
     struct net *net;
     redisAsyncContext *ac; /* NULL while disconnected */
     bool connected;
-    char host[64];
+    char host[256];
+    bool by_name;             /* host is a DNS name, not an address */
+    struct evdns_base *dns;   /* for by_name */
+    struct nr_lookup *lookup; /* in flight, or NULL */
+    unsigned attempt;         /* picks among a name's addresses */
     uint16_t port;
     unsigned db;
     double timeout;
@@ -40,6 +50,14 @@ struct nr_req {
 };
 
 static void nr_connect(struct net_redis *r);
+static void connect_to(struct net_redis *r, const char *addr);
+
+/* One evdns lookup; outlives its net_redis when that is freed meanwhile
+ * (r is then NULL and the answer is dropped). */
+struct nr_lookup {
+    struct net_redis *r;
+    struct evdns_getaddrinfo_request *req;
+};
 
 static void
 req_unref(struct nr_req *q)
@@ -188,11 +206,77 @@ on_disconnect(const redisAsyncContext *ac, int status)
 }
 
 static void
+on_resolved(int err, struct evutil_addrinfo *ai, void *arg)
+{
+    struct nr_lookup *l = arg;
+    struct net_redis *r = l->r;
+    char addr[INET6_ADDRSTRLEN] = "";
+    /* "localhost" may give ::1 and 127.0.0.1 while Redis listens on one:
+     * successive attempts take successive addresses. */
+    unsigned n = 0;
+    for (struct evutil_addrinfo *x = err == 0 ? ai : NULL; x; x = x->ai_next)
+        n++;
+    struct evutil_addrinfo *pick = n ? ai : NULL;
+    for (unsigned i = 0; pick && r && i < (r->attempt - 1) % n; i++)
+        pick = pick->ai_next;
+    if (pick) {
+        const void *p =
+            pick->ai_family == AF_INET6
+                ? (const void *)&((struct sockaddr_in6 *)pick->ai_addr)
+                      ->sin6_addr
+                : (const void *)&((struct sockaddr_in *)pick->ai_addr)
+                      ->sin_addr;
+        evutil_inet_ntop(pick->ai_family, p, addr, sizeof(addr));
+    }
+    if (ai)
+        evutil_freeaddrinfo(ai);
+    emu_free(l);
+    if (r == NULL)
+        return; /* freed meanwhile */
+    r->lookup = NULL;
+    if (addr[0] == '\0') {
+        if (r->on_state)
+            r->on_state(false,
+                        err ? evutil_gai_strerror(err) : "no address found",
+                        r->state_arg);
+        schedule_retry(r);
+        return;
+    }
+    connect_to(r, addr);
+}
+
+static void
 nr_connect(struct net_redis *r)
 {
-    if (r->ac || r->closing)
+    if (r->ac || r->closing || r->lookup)
         return;
-    redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
+    if (!r->by_name) {
+        connect_to(r, r->host);
+        return;
+    }
+    struct nr_lookup *l = emu_calloc(1, sizeof(*l));
+    if (l == NULL) {
+        schedule_retry(r);
+        return;
+    }
+    l->r = r;
+    r->lookup = l;
+    r->attempt++;
+    struct evutil_addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    /* May answer at once (the hosts file), calling on_resolved first. */
+    struct evdns_getaddrinfo_request *req =
+        evdns_getaddrinfo(r->dns, r->host, NULL, &hints, on_resolved, l);
+    if (r->lookup == l)
+        l->req = req;
+}
+
+static void
+connect_to(struct net_redis *r, const char *addr)
+{
+    redisAsyncContext *ac = redisAsyncConnect(addr, r->port);
     if (ac == NULL || ac->err) {
         if (ac)
             redisAsyncFree(ac);
@@ -224,13 +308,20 @@ net_redis_new(struct net *n, const char *host, uint16_t port, unsigned db,
         return NULL;
     r->net = n;
     str_copy(r->host, sizeof(r->host), host);
+    unsigned char a[16];
+    r->by_name =
+        inet_pton(AF_INET, host, a) != 1 && inet_pton(AF_INET6, host, a) != 1;
     r->port = port;
     r->db = db;
     r->timeout = timeout;
     r->on_state = on_state;
     r->state_arg = arg;
     r->retry = evtimer_new(net_base(n), on_retry, r);
-    if (r->retry == NULL) {
+    if (r->by_name)
+        r->dns = evdns_base_new(net_base(n), EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    if (r->retry == NULL || (r->by_name && r->dns == NULL)) {
+        if (r->retry)
+            event_free(r->retry);
         emu_free(r);
         return NULL;
     }
@@ -284,6 +375,16 @@ net_redis_free(struct net_redis *r)
     if (r == NULL)
         return;
     r->closing = true;
+    if (r->lookup) {
+        /* Its callback still runs (with a cancel error) and frees it. */
+        struct nr_lookup *l = r->lookup;
+        r->lookup = NULL;
+        l->r = NULL;
+        if (l->req)
+            evdns_getaddrinfo_cancel(l->req);
+    }
+    if (r->dns)
+        evdns_base_free(r->dns, 1);
     if (r->ac) {
         /* Callbacks of commands in flight run now, with NULL replies. */
         redisAsyncContext *ac = r->ac;

@@ -394,7 +394,7 @@ state_new(struct emu *e, struct net *n, bool poll, char *err, size_t errlen)
     const char *url = e->cfg->state_url;
     if (url == NULL)
         return st;
-    char host[IP_STR_MAX + 1];
+    char host[REDIS_HOST_MAX];
     uint16_t port;
     unsigned db;
     if (config_parse_redis_url(url, host, sizeof(host), &port, &db) < 0) {

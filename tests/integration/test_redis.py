@@ -209,6 +209,31 @@ class Greylisting(Base):
         self.assertEqual(self.attempt(a), PASS)
 
 
+class ByName(Base):
+    def test_a_host_name_in_the_url(self):
+        # As in compose ("redis://redis:6379"): the name is looked up
+        # without blocking, before each connection attempt.
+        a = self.emulator("a")
+        b = Emulator("--api", "127.0.0.1:0", "--state",
+                     "redis://localhost:%d/0" % self.redis.port,
+                     "--instance-id", "b", *self.scenario).start()
+        self.emus.append(b)
+        self.assertEqual(self.attempt(a), GREY)
+        a.api("POST", "/api/v1/clock", {"advance": 301})
+        deadline = time.time() + 3
+        while b.api("GET", "/api/v1/clock")[1]["offset"] < 301:
+            self.assertLess(time.time(), deadline)
+            time.sleep(0.05)
+        self.assertEqual(self.attempt(b), PASS)
+
+    def test_an_unknown_name_is_retried_and_answers_451(self):
+        e = Emulator("--state", "redis://no-such-host.invalid:6379",
+                     "--state-timeout", "0.3", *self.scenario).start()
+        self.emus.append(e)
+        self.assertEqual(self.attempt(e), LOOKUP_FAILURE)
+        e.wait_log(r"no connection to redis://no-such-host\.invalid:6379")
+
+
 class RateLimit(Base):
     scenario = ["--scenario", "rate-limit", "--set", "limit=3",
                 "--set", "count=mail", "--set", "key=client",

@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "config.h"
@@ -688,6 +689,65 @@ test_config_listener_scenario_suffix(void **state)
 }
 
 static void
+test_config_parse_redis_url(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *url;
+        int rc;
+        const char *host;
+        uint16_t port;
+        unsigned db;
+    } cases[] = {
+        {"redis://127.0.0.1:6380/2", 0, "127.0.0.1", 6380, 2},
+        {"redis://127.0.0.1", 0, "127.0.0.1", 6379, 0},
+        {"redis://redis", 0, "redis", 6379, 0},
+        {"redis://redis:6379/", 0, "redis", 6379, 0},
+        {"redis://my_redis-1.svc.cluster.local:7000/15", 0,
+         "my_redis-1.svc.cluster.local", 7000, 15},
+        {"redis://[::1]:6379/1", 0, "::1", 6379, 1},
+        {"redis://[::1]", 0, "::1", 6379, 0},
+        {"redis://::1:6379", -1, NULL, 0, 0},    /* IPv6 needs brackets */
+        {"redis://[nope]:6379", -1, NULL, 0, 0}, /* not an address */
+        {"redis://a..b", -1, NULL, 0, 0},
+        {"redis://-a", -1, NULL, 0, 0},
+        {"redis://a-", -1, NULL, 0, 0},
+        {"redis://a b", -1, NULL, 0, 0},
+        {"redis://h:0", -1, NULL, 0, 0},
+        {"redis://h:65536", -1, NULL, 0, 0},
+        {"redis://h:", -1, NULL, 0, 0},
+        {"redis://h:12x", -1, NULL, 0, 0},
+        {"redis://h/1001", -1, NULL, 0, 0},
+        {"redis://h/x", -1, NULL, 0, 0},
+        {"redis://", -1, NULL, 0, 0},
+        {"http://h", -1, NULL, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char host[REDIS_HOST_MAX];
+        uint16_t port = 0;
+        unsigned db = 99;
+        int rc = config_parse_redis_url(cases[i].url, host, sizeof(host), &port,
+                                        &db);
+        assert_int_equal(rc, cases[i].rc);
+        if (rc == 0) {
+            assert_string_equal(host, cases[i].host);
+            assert_int_equal(port, cases[i].port);
+            assert_int_equal(db, cases[i].db);
+        }
+    }
+    /* A label of 64 characters is too long; 63 is fine. */
+    char url[128], host[REDIS_HOST_MAX];
+    uint16_t port;
+    unsigned db;
+    snprintf(url, sizeof(url), "redis://%063d", 0);
+    assert_int_equal(
+        config_parse_redis_url(url, host, sizeof(host), &port, &db), 0);
+    snprintf(url, sizeof(url), "redis://%064d", 0);
+    assert_int_equal(
+        config_parse_redis_url(url, host, sizeof(host), &port, &db), -1);
+}
+
+static void
 test_config_parse_hostport_direct(void **state)
 {
     (void)state;
@@ -1033,6 +1093,7 @@ main(void)
         cmocka_unit_test(test_config_listen_host_shorthands),
         cmocka_unit_test(test_config_listener_scenario_suffix),
         cmocka_unit_test(test_config_parse_hostport_direct),
+        cmocka_unit_test(test_config_parse_redis_url),
         cmocka_unit_test(test_config_api_address),
         cmocka_unit_test(test_config_set_with_scenario_prefix),
         cmocka_unit_test(test_config_set_rejects_malformed),
