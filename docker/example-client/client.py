@@ -179,6 +179,18 @@ def api_needs_the_token_but_healthz_does_not():
 
 
 @check
+def the_qa_web_page_is_served_without_the_token():
+    # The page's own files are public; the page asks for the token itself.
+    with urllib.request.urlopen(API + "/", timeout=20) as r:
+        page = r.read().decode("utf-8", "replace")
+        expect(r.status == 200, "GET /: %d" % r.status)
+    expect("<title>smtp-emulator</title>" in page, "GET / is not the page")
+    with urllib.request.urlopen(API + "/app.js", timeout=20) as r:
+        expect(r.status == 200 and "javascript" in
+               r.headers.get("Content-Type", ""), "GET /app.js")
+
+
+@check
 def port_2526_ip_allowlist_rejects_with_5_7_51():
     with connect(2526) as s:
         expect_reply(s.mail("app@example.com"), 250, "2.1.0 Ok")
