@@ -270,8 +270,7 @@ valid_dns_name(const char *s)
             continue;
         }
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                  (c >= '0' && c <= '9') || c == '_' ||
-                  (c == '-' && label > 0);
+                  (c >= '0' && c <= '9') || c == '_' || (c == '-' && label > 0);
         if (!ok || ++label > 63)
             return false;
     }
