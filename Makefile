@@ -27,7 +27,7 @@ SRCS      := $(wildcard emulator/*.c)
 # Pure modules: they link into unit tests and fuzzers with no libevent,
 # OpenSSL or Lua (STYLE.md part 2).
 PURE      := util cidr base64 smtp_parse data_reader reply decision proxy \
-             sasl config kv
+             sasl config kv api_body
 UNIT      := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
 .PHONY: all run check deps build-gcc build-clang asan unit unit-asan \
@@ -64,7 +64,7 @@ $(1)/smtp-emulator: $(patsubst emulator/%.c,$(1)/obj/%.o,$(SRCS))
 	@echo "built $$@"
 $(1)/tests/test_%: tests/unit/test_%.c $(patsubst %,$(1)/tobj/%.o,$(PURE))
 	@mkdir -p $$(@D)
-	$$(Q)$(2) $$(BASEFLAGS) $(3) -Iemulator -DEMU_ALLOC_FAULTS -o $$@ $$^ -lcmocka
+	$$(Q)$(2) $$(BASEFLAGS) $(3) -Iemulator -DEMU_ALLOC_FAULTS -o $$@ $$^ -lcmocka -ljansson -lm
 # The scenario engine's test links the whole server but main.c.
 $(1)/tests/test_script: tests/unit/test_script.c $(filter-out $(1)/obj/main.o,$(patsubst emulator/%.c,$(1)/obj/%.o,$(SRCS)))
 	@mkdir -p $$(@D)

@@ -8,6 +8,7 @@
  * backslash as \\) in JSON and in text transcripts.
  */
 #include "api.h"
+#include "api_body.h"
 
 #include <jansson.h>
 #include <limits.h>
@@ -747,84 +748,18 @@ put_selection(struct api *a, struct net_http_req *r, size_t listener)
 {
     size_t len;
     const char *body = net_http_body(r, &len);
-    json_error_t jerr;
-    json_t *j = json_loadb(body, len, 0, &jerr);
-    if (j == NULL || !json_is_object(j)) {
-        json_decref(j);
-        reply_error(r, 400, "bad JSON: %s",
-                    j ? "expected an object" : jerr.text);
-        return;
-    }
-    json_t *name = json_object_get(j, "name");
-    json_t *params = json_object_get(j, "params");
-    if (!(json_is_string(name) ||
-          (json_is_null(name) && listener != SIZE_MAX)) ||
-        (params && !json_is_object(params) && !json_is_null(params))) {
-        json_decref(j);
-        reply_error(r, 400,
-                    "expected {\"name\": \"SCENARIO\", \"params\": "
-                    "{\"key\": \"value\"}}");
-        return;
-    }
-    size_t n = params && json_is_object(params) ? json_object_size(params) : 0;
-    const char **keys = emu_calloc(n ? n : 1, sizeof(char *));
-    char **vals = emu_calloc(n ? n : 1, sizeof(char *));
-    size_t k = 0;
-    const char *key;
-    json_t *v;
-    int bad = 0;
-    if (keys && vals && n) {
-        json_object_foreach(params, key, v)
-        {
-            keys[k] = key;
-            if (json_is_string(v))
-                vals[k] = emu_strdup(json_string_value(v));
-            else if (json_is_array(v)) {
-                /* A list: joined with commas like on the command line. */
-                struct buf b = {0};
-                size_t i;
-                json_t *item;
-                json_array_foreach(v, i, item)
-                {
-                    char *s = json_dumps(item, JSON_ENCODE_ANY);
-                    if (json_is_string(item))
-                        buf_append_str(&b, json_string_value(item));
-                    else if (s)
-                        buf_append_str(&b, s);
-                    free(s);
-                    if (i + 1 < json_array_size(v))
-                        buf_append_char(&b, ',');
-                }
-                buf_reserve(&b, 0);
-                vals[k] = buf_steal(&b, NULL);
-            } else if (json_is_object(v) || json_is_null(v)) {
-                bad = 1;
-                vals[k] = NULL;
-            } else {
-                vals[k] = json_dumps(v, JSON_ENCODE_ANY);
-            }
-            k++;
-        }
-    }
     char err[1024] = "";
-    int rc = -1;
-    if (keys == NULL || vals == NULL)
-        snprintf(err, sizeof(err), "out of memory");
-    else if (bad)
-        snprintf(err, sizeof(err),
-                 "parameter values must be strings, "
-                 "numbers, booleans or lists");
-    else
-        rc = scenario_select(
-            a->e, listener,
-            json_is_string(name) ? json_string_value(name) : NULL, keys,
-            (const char *const *)vals, n, err, sizeof(err));
-    for (size_t i = 0; vals && i < k; i++)
-        free(vals[i]); /* json_dumps memory and emu_strdup are malloc */
-    emu_free(keys);
-    emu_free(vals);
-    bool named = json_is_string(name); /* `name` goes with `j` */
-    json_decref(j);
+    struct api_selection sel;
+    if (api_parse_selection(body, len, listener != SIZE_MAX, &sel, err,
+                            sizeof(err)) < 0) {
+        reply_error(r, 400, "%s", err);
+        return;
+    }
+    int rc =
+        scenario_select(a->e, listener, sel.name, sel.keys,
+                        (const char *const *)sel.vals, sel.n, err, sizeof(err));
+    bool named = sel.name != NULL;
+    api_selection_free(&sel);
     if (rc < 0) {
         reply_error(r, 400, "%s", err);
         return;
@@ -941,25 +876,13 @@ post_clock(struct api *a, struct net_http_req *r)
 {
     size_t len;
     const char *body = net_http_body(r, &len);
-    json_error_t jerr;
-    json_t *j = json_loadb(body, len, 0, &jerr);
-    json_t *adv = j ? json_object_get(j, "advance") : NULL;
-    json_t *off = j ? json_object_get(j, "offset") : NULL;
-    if (!(json_is_number(adv) || json_is_number(off))) {
-        json_decref(j);
-        reply_error(r, 400,
-                    "expected {\"advance\": SECONDS} or "
-                    "{\"offset\": SECONDS}");
+    double v;
+    bool relative;
+    char err[256];
+    if (api_parse_clock(body, len, &v, &relative, err, sizeof(err)) < 0) {
+        reply_error(r, 400, "%s", err);
         return;
     }
-    double v = json_number_value(adv ? adv : off);
-    if (!isfinite(v) || fabs(v) > 1e10) {
-        json_decref(j);
-        reply_error(r, 400, "seconds out of range");
-        return;
-    }
-    bool relative = adv != NULL;
-    json_decref(j);
     log_msg(a->e->log, LOG_LEVEL_INFO, "api", "clock %s %.3f s",
             relative ? "advanced by" : "offset set to", v);
     struct state_api_call *c = emu_calloc(1, sizeof(*c));

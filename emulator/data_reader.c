@@ -46,11 +46,22 @@ emit(struct data_reader *r, const char *p, size_t n)
         r->overflow = true;
         n = (size_t)room;
     }
-    if (n && !r->nomem && buf_append(r->out, p, n) < 0)
+    if (n == 0 || r->nomem)
+        return;
+    struct buf *b = r->out;
+    if (b->len + n < b->cap) {
+        /* Room already reserved (usually: the buffer is sized at DATA). */
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+    } else if (buf_append(b, p, n) < 0) {
         r->nomem = true;
+    }
 }
 
-/* Copy the run of ordinary bytes at p; returns its length. */
+/* Copy the run of ordinary bytes at p; returns how many bytes it took.
+ * When the run ends in CRLF, the line end goes with it (one copy instead
+ * of two) and the next line starts: what DR_CR would have done. */
 static size_t
 span(struct data_reader *r, const char *p, size_t len)
 {
@@ -63,6 +74,12 @@ span(struct data_reader *r, const char *p, size_t len)
         i = (size_t)(cr - p);
     if (i && memchr(p, '\0', i))
         r->flags |= DR_SAW_NUL;
+    if (cr && lf && lf == cr + 1) {
+        emit(r, p, i + 2);
+        r->prev_crlf = true;
+        r->state = DR_LINE_START;
+        return i + 2;
+    }
     if (i)
         emit(r, p, i);
     return i;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "util.h"
 
 struct log;
 
@@ -40,6 +41,17 @@ static inline bool log_enabled(const struct log *lg, enum log_level lvl);
 /* Write one line: "event" first, then the pairs in order. */
 void log_emit(struct log *lg, enum log_level lvl, const char *event,
               const struct log_kv *kv, size_t n);
+/* The same with pairs formatted beforehand by log_format_pairs (`pre`,
+ * borrowed) written before `kv`: for callers whose lines all start with
+ * the same pairs (a session's id and client). */
+void log_emit_pre(struct log *lg, enum log_level lvl, const char *event,
+                  const char *pre, size_t pre_len, const struct log_kv *kv,
+                  size_t n);
+/* Append the pairs, formatted as a line of `lg` has them after its event
+ * (the format depends on the log's). Returns 0, or -1 when memory runs
+ * out (out as it was). */
+int log_format_pairs(const struct log *lg, struct buf *out,
+                     const struct log_kv *kv, size_t n);
 /* printf-style single message: event=<event> msg="...". */
 void log_msg(struct log *lg, enum log_level lvl, const char *event,
              const char *fmt, ...) __attribute__((format(printf, 4, 5)));

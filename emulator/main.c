@@ -275,10 +275,6 @@ main(int argc, char **argv)
         status = die(1, "out of memory");
         goto out;
     }
-    if (cfg.spool_dir && spool_init(cfg.spool_dir, err, sizeof(err)) < 0) {
-        status = die(2, "%s", err);
-        goto out_store;
-    }
     static struct kv kv;
     if (kv_init(&kv, KV_MAX_ENTRIES) < 0) {
         status = die(1, "out of memory");
@@ -295,12 +291,23 @@ main(int argc, char **argv)
         status = die(rc == -2 ? 2 : 1, "%s", err);
         goto out_server;
     }
+    if (cfg.user && e.tls_cache &&
+        net_tls_cache_preload(e.tls_cache, err, sizeof(err)) < 0) {
+        status = die(2, "%s", err);
+        goto out_server;
+    }
     if (cfg.user) {
         int drc = drop_privileges(cfg.user, err, sizeof(err));
         if (drc != 0) {
             status = die(drc, "%s", err);
             goto out_server;
         }
+    }
+    /* After the drop: the spool's tmp/ and new/ are created by, and must
+     * be writable for, the user that writes the messages. */
+    if (cfg.spool_dir && spool_init(cfg.spool_dir, err, sizeof(err)) < 0) {
+        status = die(2, "%s", err);
+        goto out_server;
     }
     server_announce(&e);
     status = server_run(&e);

@@ -1,11 +1,14 @@
 /*
  * net: libevent plumbing. Each worker has one struct net (an event_base).
- * A plain connection is a socket with a persistent read event and two
- * evbuffers: input is read with one readv into reserved space, and output
- * written during a callback is flushed with one writev when the callback
- * returns (the "dirty list"), so pipelined replies coalesce and a reply
- * costs no epoll_ctl unless the socket is full. This matters: on loopback
- * the syscalls are most of the cost of an SMTP session. A TLS connection
+ * A plain connection is a socket with a persistent read event and two flat
+ * buffers. Input is read with one read into the worker's scratch buffer and
+ * handed to the session from there; only what the session leaves unread is
+ * copied into the connection's own buffer, so an idle connection holds no
+ * input memory and the common case costs no allocation. Output written
+ * during a callback is flushed with one write when the callback returns
+ * (the "dirty list"), so pipelined replies coalesce and a reply costs no
+ * epoll_ctl unless the socket is full. This matters: on loopback the
+ * syscalls are most of the cost of an SMTP session. A TLS connection
  * (implicit, or after STARTTLS on the same descriptor) is an OpenSSL
  * socket bufferevent. Nothing outside net*.c includes event2.
  */
@@ -35,11 +38,22 @@ struct net_signal_slot {
     void *arg;
 };
 
+/* Bytes read from a plain socket at once. */
+#define READ_CHUNK 16384
+/* Output buffer a connection keeps between replies. A bigger one (a client
+ * that pipelines) goes back to the worker as its spare, up to OUT_SPARE, for
+ * the next connection that needs room: no realloc series per callback. */
+#define OUT_KEEP 1024
+#define OUT_SPARE (1024 * 1024)
+
 struct net {
     struct event_base *base;
     struct net_signal_slot signals[8];
     size_t n_signals;
-    struct net_conn *dirty; /* plain connections with unflushed output */
+    struct net_conn *dirty;   /* plain connections with unflushed output */
+    char *scratch;            /* READ_CHUNK bytes: where plain reads land */
+    struct net_conn *reading; /* whose input is in scratch, or NULL */
+    struct buf spare;         /* an empty output buffer to hand out */
 };
 
 struct net_listener {
@@ -58,9 +72,15 @@ struct net_conn {
     int fd;
     net_conn_fn *fn;
     void *arg;
-    /* Plain mode. */
+    /* Plain mode. Unread input is in_n bytes at in_p: in the worker's
+     * scratch buffer during a read callback, else in ibuf. Output is
+     * obuf from ooff on. */
     struct event *rev, *wev;
-    struct evbuffer *in, *out;
+    const char *in_p;
+    size_t in_n;
+    struct buf ibuf;
+    struct buf obuf;
+    size_t ooff;
     bool reading; /* rev is added */
     bool writing; /* wev is added (the socket was full) */
     bool dirty;   /* on net->dirty */
@@ -107,8 +127,10 @@ net_new(void)
     struct net *n = emu_calloc(1, sizeof(*n));
     if (n == NULL)
         return NULL;
-    struct event_config *cfg = event_config_new();
+    n->scratch = emu_malloc(READ_CHUNK);
+    struct event_config *cfg = n->scratch ? event_config_new() : NULL;
     if (cfg == NULL) {
+        emu_free(n->scratch);
         emu_free(n);
         return NULL;
     }
@@ -117,6 +139,7 @@ net_new(void)
     n->base = event_base_new_with_config(cfg);
     event_config_free(cfg);
     if (n->base == NULL) {
+        emu_free(n->scratch);
         emu_free(n);
         return NULL;
     }
@@ -131,6 +154,8 @@ net_free(struct net *n)
     for (size_t i = 0; i < n->n_signals; i++)
         event_free(n->signals[i].ev);
     event_base_free(n->base);
+    emu_free(n->scratch);
+    buf_cleanup(&n->spare);
     emu_free(n);
 }
 
@@ -391,24 +416,10 @@ net_listener_free(struct net_listener *l)
 
 /* ---- connections ---- */
 
-#define READ_CHUNK 16384
-
 static bool
 is_plain(const struct net_conn *c)
 {
     return c->bev == NULL;
-}
-
-static struct evbuffer *
-in_buf(struct net_conn *c)
-{
-    return is_plain(c) ? c->in : bufferevent_get_input(c->bev);
-}
-
-static struct evbuffer *
-out_buf(struct net_conn *c)
-{
-    return is_plain(c) ? c->out : bufferevent_get_output(c->bev);
 }
 
 static void
@@ -440,18 +451,32 @@ unmark_dirty(struct net_conn *c)
 static int
 try_write(struct net_conn *c)
 {
-    while (evbuffer_get_length(c->out) > 0) {
-        int n = evbuffer_write(c->out, c->fd);
+    while (c->ooff < c->obuf.len) {
+        ssize_t n = write(c->fd, c->obuf.data + c->ooff, c->obuf.len - c->ooff);
         if (n < 0) {
-            int err = EVUTIL_SOCKET_ERROR();
-            if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
+            int err = errno;
+            if (err == EINTR)
+                continue;
+            if (err == EAGAIN || err == EWOULDBLOCK)
                 break;
             return -1;
         }
         if (n == 0)
             break;
+        c->ooff += (size_t)n;
     }
-    if (evbuffer_get_length(c->out) == 0) {
+    if (c->ooff == c->obuf.len) {
+        c->ooff = 0;
+        struct buf *sp = &c->net->spare;
+        if (c->obuf.cap > OUT_KEEP && c->obuf.cap > sp->cap &&
+            c->obuf.cap <= OUT_SPARE) {
+            buf_cleanup(sp);
+            *sp = c->obuf;
+            sp->len = 0;
+            sp->data[0] = '\0';
+            c->obuf = (struct buf){0};
+        }
+        buf_reset(&c->obuf, OUT_KEEP);
         if (c->writing) {
             event_del(c->wev);
             c->writing = false;
@@ -483,6 +508,56 @@ net_flush(struct net *n)
     }
 }
 
+/* Keep the input the session left unread in the connection's own buffer
+ * (it was in the worker's scratch buffer), or release that buffer once
+ * everything has been read. Returns -1 when memory runs out. */
+static int
+keep_input(struct net_conn *c)
+{
+    if (c->in_n == 0) {
+        c->in_p = NULL;
+        buf_cleanup(&c->ibuf);
+        return 0;
+    }
+    if (c->ibuf.data && c->in_p >= c->ibuf.data &&
+        c->in_p < c->ibuf.data + c->ibuf.len)
+        return 0; /* already there */
+    struct buf b = {0};
+    if (buf_append(&b, c->in_p, c->in_n) < 0) {
+        c->in_p = NULL; /* the bytes are lost with the connection */
+        c->in_n = 0;
+        return -1;
+    }
+    buf_cleanup(&c->ibuf);
+    c->ibuf = b;
+    c->in_p = c->ibuf.data;
+    return 0;
+}
+
+/* The idle timeout counts from when we wait for the client again. It was
+ * armed when this callback started (with the loop's cached time); a slow
+ * callback (a scenario hook that ran long) would otherwise eat into it,
+ * and the timeout could fire before the client's next command is read. */
+static void
+rearm_if_slow(struct net_conn *c)
+{
+    struct timeval cached, now;
+    if (c->timeout == 0 ||
+        event_base_gettimeofday_cached(c->net->base, &cached) != 0 ||
+        evutil_gettimeofday(&now, NULL) != 0)
+        return;
+    double spent = (double)(now.tv_sec - cached.tv_sec) +
+                   (double)(now.tv_usec - cached.tv_usec) / 1e6;
+    if (spent < 0.1)
+        return;
+    event_base_update_cache_time(c->net->base);
+    struct timeval tv = {(time_t)c->timeout, 0};
+    if (!is_plain(c))
+        bufferevent_set_timeouts(c->bev, &tv, NULL);
+    else if (c->reading)
+        event_add(c->rev, &tv);
+}
+
 static void
 on_plain_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -493,28 +568,44 @@ on_plain_read(evutil_socket_t fd, short what, void *arg)
         net_flush(n);
         return;
     }
-    struct evbuffer_iovec v[2];
-    int nv = evbuffer_reserve_space(c->in, READ_CHUNK, v, 2);
-    if (nv <= 0) {
-        c->fn(c, NET_EV_ERROR, c->arg);
-        net_flush(n);
-        return;
-    }
-    struct iovec iov[2];
-    for (int i = 0; i < nv; i++) {
-        iov[i].iov_base = v[i].iov_base;
-        iov[i].iov_len = v[i].iov_len;
-    }
-    ssize_t r = readv(fd, iov, nv);
-    if (r > 0) {
-        size_t left = (size_t)r;
-        for (int i = 0; i < nv; i++) {
-            size_t k = left < v[i].iov_len ? left : v[i].iov_len;
-            v[i].iov_len = k;
-            left -= k;
+    ssize_t r;
+    if (c->in_n == 0) {
+        /* The common case: nothing left over, read into scratch. */
+        r = read(fd, n->scratch, READ_CHUNK);
+        if (r > 0) {
+            c->in_p = n->scratch;
+            c->in_n = (size_t)r;
         }
-        evbuffer_commit_space(c->in, v, nv);
+    } else {
+        /* Append to what is left over (a partial line). */
+        size_t off = (size_t)(c->in_p - c->ibuf.data);
+        if (off > 0) {
+            memmove(c->ibuf.data, c->in_p, c->in_n);
+            c->ibuf.len = c->in_n;
+            c->in_p = c->ibuf.data;
+        }
+        if (buf_reserve(&c->ibuf, READ_CHUNK) < 0) {
+            c->fn(c, NET_EV_ERROR, c->arg);
+            net_flush(n);
+            return;
+        }
+        c->in_p = c->ibuf.data;
+        r = read(fd, c->ibuf.data + c->ibuf.len, READ_CHUNK);
+        if (r > 0) {
+            c->ibuf.len += (size_t)r;
+            c->in_n += (size_t)r;
+        }
+    }
+    if (r > 0) {
+        n->reading = c;
         c->fn(c, NET_EV_READ, c->arg);
+        /* The session may have freed the connection (net_conn_free
+         * clears n->reading) or switched it to TLS. */
+        if (n->reading == c && is_plain(c) && keep_input(c) < 0)
+            c->fn(c, NET_EV_ERROR, c->arg);
+        else if (n->reading == c)
+            rearm_if_slow(c);
+        n->reading = NULL;
     } else if (r == 0) {
         /* The peer closed its side: stop watching, tell the session. */
         event_del(c->rev);
@@ -553,7 +644,11 @@ tls_read_cb(struct bufferevent *bev, void *arg)
     (void)bev;
     struct net_conn *c = arg;
     struct net *n = c->net;
+    n->reading = c; /* cleared if the session frees the connection */
     c->fn(c, NET_EV_READ, c->arg);
+    if (n->reading == c)
+        rearm_if_slow(c);
+    n->reading = NULL;
     net_flush(n);
 }
 
@@ -617,12 +712,12 @@ plain_release(struct net_conn *c)
         event_free(c->rev);
     if (c->wev)
         event_free(c->wev);
-    if (c->in)
-        evbuffer_free(c->in);
-    if (c->out)
-        evbuffer_free(c->out);
+    buf_cleanup(&c->ibuf);
+    buf_cleanup(&c->obuf);
+    c->in_p = NULL;
+    c->in_n = 0;
+    c->ooff = 0;
     c->rev = c->wev = NULL;
-    c->in = c->out = NULL;
     c->reading = c->writing = false;
 }
 
@@ -647,11 +742,9 @@ net_conn_new(struct net *n, int fd, struct net_tls *tls, net_conn_fn *fn,
         bufferevent_enable(c->bev, EV_READ | EV_WRITE);
         return c;
     }
-    c->in = evbuffer_new();
-    c->out = evbuffer_new();
     c->rev = event_new(n->base, fd, EV_READ | EV_PERSIST, on_plain_read, c);
     c->wev = event_new(n->base, fd, EV_WRITE | EV_PERSIST, on_plain_write, c);
-    if (!c->in || !c->out || !c->rev || !c->wev || event_add(c->rev, NULL) < 0)
+    if (!c->rev || !c->wev || event_add(c->rev, NULL) < 0)
         goto fail;
     c->reading = true;
     return c;
@@ -667,6 +760,8 @@ net_conn_free(struct net_conn *c)
 {
     if (c == NULL)
         return;
+    if (c->net->reading == c)
+        c->net->reading = NULL;
     if (is_plain(c)) {
         plain_release(c);
         close(c->fd);
@@ -688,14 +783,14 @@ void
 net_conn_set_timeout(struct net_conn *c, unsigned seconds)
 {
     struct timeval tv = {(time_t)seconds, 0};
+    /* Remember it for when reading resumes, and for rearm_if_slow. */
+    c->timeout = seconds;
     if (!is_plain(c)) {
         bufferevent_set_timeouts(c->bev, seconds ? &tv : NULL, NULL);
         return;
     }
     if (c->reading)
         event_add(c->rev, seconds ? &tv : NULL);
-    /* Remember it for when reading resumes. */
-    c->timeout = seconds;
 }
 
 void
@@ -723,7 +818,27 @@ net_conn_write(struct net_conn *c, const void *p, size_t len)
 {
     if (!is_plain(c))
         return bufferevent_write(c->bev, p, len);
-    if (evbuffer_add(c->out, p, len) < 0)
+    struct buf *o = &c->obuf;
+    if (c->ooff > 0 && c->ooff >= o->len / 2) {
+        /* A client that reads slowly: drop what has been written before
+         * the buffer grows, so it holds no more than twice what waits. */
+        memmove(o->data, o->data + c->ooff, o->len - c->ooff);
+        o->len -= c->ooff;
+        c->ooff = 0;
+    }
+    struct buf *sp = &c->net->spare;
+    if (o->len + len >= o->cap && sp->cap > o->len + len) {
+        /* Take the worker's spare instead of growing step by step. */
+        struct buf b = *sp;
+        *sp = (struct buf){0};
+        if (o->len)
+            memcpy(b.data, o->data, o->len);
+        b.len = o->len;
+        b.data[b.len] = '\0';
+        buf_cleanup(o);
+        *o = b;
+    }
+    if (buf_append(o, p, len) < 0)
         return -1;
     mark_dirty(c);
     return 0;
@@ -732,19 +847,28 @@ net_conn_write(struct net_conn *c, const void *p, size_t len)
 size_t
 net_conn_out_len(struct net_conn *c)
 {
-    return evbuffer_get_length(out_buf(c));
+    if (is_plain(c))
+        return c->obuf.len - c->ooff;
+    return evbuffer_get_length(bufferevent_get_output(c->bev));
 }
 
 size_t
 net_conn_in_len(struct net_conn *c)
 {
-    return evbuffer_get_length(in_buf(c));
+    if (is_plain(c))
+        return c->in_n;
+    return evbuffer_get_length(bufferevent_get_input(c->bev));
 }
 
 long
 net_conn_find_lf(struct net_conn *c, size_t max)
 {
-    struct evbuffer *in = in_buf(c);
+    if (is_plain(c)) {
+        size_t look = max < c->in_n ? max : c->in_n;
+        const char *lf = look ? memchr(c->in_p, '\n', look) : NULL;
+        return lf ? (long)(lf - c->in_p) : -1;
+    }
+    struct evbuffer *in = bufferevent_get_input(c->bev);
     struct evbuffer_iovec v[8];
     size_t off = 0;
     struct evbuffer_ptr start;
@@ -776,7 +900,9 @@ net_conn_find_lf(struct net_conn *c, size_t max)
 const char *
 net_conn_pullup(struct net_conn *c, size_t n)
 {
-    struct evbuffer *in = in_buf(c);
+    if (is_plain(c))
+        return n == 0 || c->in_n < n ? NULL : c->in_p;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
     if (evbuffer_get_length(in) < n)
         return NULL;
     return (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
@@ -785,7 +911,14 @@ net_conn_pullup(struct net_conn *c, size_t n)
 int
 net_conn_peek(struct net_conn *c, struct iovec *v, int max)
 {
-    struct evbuffer *in = in_buf(c);
+    if (is_plain(c)) {
+        if (c->in_n == 0 || max < 1)
+            return 0;
+        v[0].iov_base = (void *)c->in_p;
+        v[0].iov_len = c->in_n;
+        return 1;
+    }
+    struct evbuffer *in = bufferevent_get_input(c->bev);
     struct evbuffer_iovec ev[16];
     if (max > 16)
         max = 16;
@@ -802,7 +935,14 @@ net_conn_peek(struct net_conn *c, struct iovec *v, int max)
 void
 net_conn_drain(struct net_conn *c, size_t n)
 {
-    evbuffer_drain(in_buf(c), n);
+    if (!is_plain(c)) {
+        evbuffer_drain(bufferevent_get_input(c->bev), n);
+        return;
+    }
+    if (n > c->in_n)
+        n = c->in_n;
+    c->in_p += n;
+    c->in_n -= n;
 }
 
 int
@@ -812,10 +952,13 @@ net_conn_start_tls(struct net_conn *c, struct net_tls *tls, size_t *discarded)
         return -1;
     /* Bytes the client sent after STARTTLS in the clear are thrown away
      * (CVE-2011-0411); any reply not yet written is written first. */
-    *discarded = evbuffer_get_length(c->in);
-    while (evbuffer_get_length(c->out) > 0)
-        if (evbuffer_write(c->out, c->fd) <= 0)
+    *discarded = c->in_n;
+    while (c->ooff < c->obuf.len) {
+        ssize_t w = write(c->fd, c->obuf.data + c->ooff, c->obuf.len - c->ooff);
+        if (w <= 0)
             break;
+        c->ooff += (size_t)w;
+    }
     SSL *ssl;
     struct bufferevent *bev = tls_bev(c->net, c->fd, tls, &ssl);
     if (bev == NULL)

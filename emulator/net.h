@@ -148,6 +148,8 @@ void net_tls_cache_free(struct net_tls_cache *c);
 struct net_tls *net_tls_cache_get(struct net_tls_cache *c, const char *cert,
                                   const char *versions, char *err,
                                   size_t errlen);
+/* Make every variant now (before dropping root: the keys are 0600). */
+int net_tls_cache_preload(struct net_tls_cache *c, char *err, size_t errlen);
 
 /* --- HTTP (net_http.c): the control API's transport --- */
 struct net_http;

@@ -83,8 +83,11 @@ on_request(struct evhttp_request *req, void *arg)
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
-    r->path = evhttp_uridecode(path ? path : "/", 0, NULL);
-    if (r->path == NULL ||
+    size_t plen = 0;
+    r->path = evhttp_uridecode(path ? path : "/", 0, &plen);
+    /* A decoded %00 would cut the path short of what was asked for:
+     * "/index.html%00.js" is not "/index.html". */
+    if (r->path == NULL || strlen(r->path) != plen ||
         (query && evhttp_parse_query_str(query, &r->query) < 0)) {
         evhttp_clear_headers(&r->query);
         free(r->path);

@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <dirent.h>
 #include <string.h>
 
 struct net_tls {
@@ -235,7 +236,7 @@ net_tls_describe(SSL *ssl, struct net_tls_info *out)
 
 struct tls_variant {
     char cert[32];
-    char versions[16];
+    int min_v, max_v; /* 0: OpenSSL's default */
     struct net_tls *tls;
     struct tls_variant *next;
 };
@@ -320,9 +321,14 @@ net_tls_cache_get(struct net_tls_cache *c, const char *cert,
             return NULL;
         }
     }
+    if (strlen(cert) >= sizeof(((struct tls_variant *)0)->cert)) {
+        snprintf(err, errlen, "TLS certificate name '%s' too long", cert);
+        return NULL;
+    }
     pthread_mutex_lock(&c->mu);
     for (struct tls_variant *v = c->list; v; v = v->next) {
-        if (strcmp(v->cert, cert) == 0 && strcmp(v->versions, versions) == 0) {
+        if (strcmp(v->cert, cert) == 0 && v->min_v == min_v &&
+            v->max_v == max_v) {
             pthread_mutex_unlock(&c->mu);
             return v->tls;
         }
@@ -347,10 +353,46 @@ net_tls_cache_get(struct net_tls_cache *c, const char *cert,
         return NULL;
     }
     str_copy(v->cert, sizeof(v->cert), cert);
-    str_copy(v->versions, sizeof(v->versions), versions);
+    v->min_v = min_v;
+    v->max_v = max_v;
     v->tls = t;
     v->next = c->list;
     c->list = v;
     pthread_mutex_unlock(&c->mu);
     return t;
+}
+
+/* Every variant a scenario can ask for, made now: each certificate of
+ * certs/ (server-NAME.pem), "alert" and the default, with every range of
+ * versions. Used before dropping root, after which the keys (mode 0600)
+ * could no longer be read. Returns -1 with err when one fails. */
+int
+net_tls_cache_preload(struct net_tls_cache *c, char *err, size_t errlen)
+{
+    char names[16][32];
+    size_t n = 0;
+    str_copy(names[n++], sizeof(names[0]), "default");
+    str_copy(names[n++], sizeof(names[0]), "alert");
+    DIR *d = opendir(c->dir);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL && n < 16) {
+        size_t l = strlen(de->d_name);
+        if (l > 11 && l - 11 < sizeof(names[0]) &&
+            strncmp(de->d_name, "server-", 7) == 0 &&
+            strcmp(de->d_name + l - 4, ".pem") == 0) {
+            memcpy(names[n], de->d_name + 7, l - 11);
+            names[n++][l - 11] = '\0';
+        }
+    }
+    if (d)
+        closedir(d);
+    static const char *const vers[] = {
+        "",        "1.0",     "1.1",     "1.2",     "1.3",    "1.0-1.1",
+        "1.0-1.2", "1.0-1.3", "1.1-1.2", "1.1-1.3", "1.2-1.3"};
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < sizeof(vers) / sizeof(vers[0]); k++)
+            if (net_tls_cache_get(c, names[i], vers[k], err, errlen) == NULL &&
+                strcmp(err, "TLS versions not supported here") != 0)
+                return -1;
+    return 0;
 }

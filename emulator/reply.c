@@ -97,6 +97,7 @@ reply_build(struct buf *out, int code, const char *esc, const char *lines,
     size_t start_len = out->len;
     size_t esc_len = esc ? strlen(esc) : 0;
     size_t i = 0;
+    unsigned n_lines = 0;
 
     if (!reply_code_valid(code))
         return -1;
@@ -107,7 +108,13 @@ reply_build(struct buf *out, int code, const char *esc, const char *lines,
     do {
         const char *nl = memchr(lines + i, '\n', len - i);
         size_t end = nl ? (size_t)(nl - lines) : len;
-        if (!line_ok(lines + i, end - i))
+        /* reply_finish refuses more lines, or longer ones counting the
+         * "CODE ESC " prefix: fail here, where the scenario can still be
+         * told why. */
+        size_t full =
+            3 + (esc_len ? 1 + esc_len : 0) + (end > i ? 1 + end - i : 0);
+        if (!line_ok(lines + i, end - i) || full > REPLY_LINE_MAX - 2 ||
+            ++n_lines > REPLY_LINES_MAX)
             goto fail;
         if (out->len > start_len && buf_append_char(out, '\n') < 0)
             goto fail;

@@ -37,8 +37,8 @@ int reply_finish(struct buf *out, const char *text, size_t len);
 /*
  * Build the text form from parts: every line of `lines` (separated by '\n')
  * becomes "CODE ESC line" (or "CODE line" when esc is NULL/empty).
- * Returns 0 or -1 on bad code/esc, a line break inside a line (CR, NUL) or
- * allocation failure.
+ * Returns 0 or -1 on bad code/esc, a line break inside a line (CR, NUL),
+ * more than REPLY_LINES_MAX lines, or allocation failure.
  */
 int reply_build(struct buf *out, int code, const char *esc, const char *lines,
                 size_t len);

@@ -948,19 +948,20 @@ push_command(lua_State *co, struct script_call *c)
     lua_setfield(co, -2, "args");
 }
 
-/* The message at the message stage: raw bytes, envelope, parsed headers
- * (unfolded, in order) and body; m:header(name) is in the prelude. */
+/* The message at the message stage: raw bytes, size and envelope. The
+ * parsed headers (unfolded, in order) and the body are made from m.raw on
+ * first use by the message metatable's __index (script_api.c), so a hook
+ * that never looks at them costs no copy; m:header(name) is in the
+ * prelude. */
 static void
 push_message(lua_State *co, struct script_call *c)
 {
     struct session_view v;
     smtp_session_view(c->ss->s, &v);
-    const char *m = v.msg;
-    size_t len = v.msg_len;
     lua_createtable(co, 0, 8);
-    lua_pushlstring(co, m, len);
+    lua_pushlstring(co, v.msg, v.msg_len);
     lua_setfield(co, -2, "raw");
-    lua_pushinteger(co, (lua_Integer)len);
+    lua_pushinteger(co, (lua_Integer)v.msg_len);
     lua_setfield(co, -2, "size");
     push_str_or_nil(co, v.mail_from);
     lua_setfield(co, -2, "mail_from");
@@ -970,44 +971,6 @@ push_message(lua_State *co, struct script_call *c)
         lua_rawseti(co, -2, (lua_Integer)i + 1);
     }
     lua_setfield(co, -2, "rcpts");
-    /* Headers end at the first empty line (CRLF or bare LF). */
-    lua_newtable(co);
-    size_t i = 0, n = 0;
-    while (i < len) {
-        const char *nl = memchr(m + i, '\n', len - i);
-        size_t end = nl ? (size_t)(nl - m) : len;
-        size_t le = end > i && m[end - 1] == '\r' ? end - 1 : end;
-        if (le == i) { /* blank line: the body follows */
-            i = nl ? end + 1 : len;
-            break;
-        }
-        if ((m[i] == ' ' || m[i] == '\t') && n > 0) {
-            /* Folded: append to the previous header's value. */
-            lua_geti(co, -1, (lua_Integer)n);
-            lua_getfield(co, -1, "value");
-            lua_pushlstring(co, m + i, le - i);
-            lua_concat(co, 2);
-            lua_setfield(co, -2, "value");
-            lua_pop(co, 1);
-        } else {
-            const char *colon = memchr(m + i, ':', le - i);
-            if (colon == NULL) /* not a header: the body starts here */
-                break;
-            const char *val = colon + 1;
-            while (val < m + le && (*val == ' ' || *val == '\t'))
-                val++;
-            lua_createtable(co, 0, 2);
-            lua_pushlstring(co, m + i, (size_t)(colon - (m + i)));
-            lua_setfield(co, -2, "name");
-            lua_pushlstring(co, val, (size_t)(m + le - val));
-            lua_setfield(co, -2, "value");
-            lua_rawseti(co, -2, (lua_Integer)++n);
-        }
-        i = nl ? end + 1 : len;
-    }
-    lua_setfield(co, -2, "headers");
-    lua_pushlstring(co, m + (i < len ? i : len), i < len ? len - i : 0);
-    lua_setfield(co, -2, "body");
     lua_getfield(co, LUA_REGISTRYINDEX, "emu.message_mt");
     lua_setmetatable(co, -2);
 }

@@ -8,6 +8,7 @@
  * helpers, seeded randomness, logging and the lua/ helper modules. The Lua
  * half of the library is lua/prelude.lua.
  */
+#include <ctype.h>
 #include <lualib.h>
 #include <math.h>
 #include <stdio.h>
@@ -216,12 +217,12 @@ script_api_to_decision(lua_State *L, int idx, const char *hook,
     }
     int kind = opt_choice(L, idx, "kind", kind_names, 0);
     out->kind = kind_values[kind];
+    /* The text stays on the stack (the table may change under us) and is
+     * copied last: every check that can raise comes first, so nothing
+     * allocated here is lost to a Lua error. */
     lua_getfield(L, idx, "text");
     size_t n = 0;
     const char *t = lua_tolstring(L, -1, &n);
-    if (t && buf_append(&out->reply, t, n) < 0)
-        luaL_error(L, "not enough memory");
-    lua_pop(L, 1);
     if ((out->kind == DECIDE_REPLY || out->kind == DECIDE_PARTIAL) && !t)
         luaL_error(L, "decision: a %s needs its text", kind_names[kind]);
     out->delay_ms = opt_ms(L, idx, "delay");
@@ -239,6 +240,23 @@ script_api_to_decision(lua_State *L, int idx, const char *hook,
     opt_name(L, idx, "tls_cert", out->tls_cert, sizeof(out->tls_cert));
     opt_name(L, idx, "tls_versions", out->tls_versions,
              sizeof(out->tls_versions));
+    if (out->kind == DECIDE_REPLY) {
+        /* The session acts on the reply's code (a 250 at RCPT accepts the
+         * recipient), so a text it could not send must be refused here,
+         * before anything changes. */
+        struct buf tmp = {0};
+        int code = reply_finish(&tmp, t, n);
+        buf_cleanup(&tmp);
+        if (code < 0)
+            luaL_error(L,
+                       "decision: not a valid reply (lines of CODE, then ' ' "
+                       "or '-' and text; one code 200-599; at most %d lines "
+                       "of %d bytes; no CR or NUL)",
+                       REPLY_LINES_MAX, REPLY_LINE_MAX - 2);
+    }
+    if (t && buf_append(&out->reply, t, n) < 0)
+        luaL_error(L, "not enough memory");
+    lua_pop(L, 1); /* text */
     if (out->kind == DECIDE_REPLY && out->then == THEN_CLOSE)
         out->kind = DECIDE_REPLY_CLOSE;
 }
@@ -357,37 +375,156 @@ static int l_s_ehlo_keywords(lua_State *L);
 static int l_s_banner(lua_State *L);
 static int l_s_log(lua_State *L);
 
+/* The session's fields. session_index finds a key's number in a table
+ * (its first upvalue, built from this list) instead of comparing the key
+ * with every name: one table lookup per field read. */
+enum session_field {
+    SFIELD_CLIENT_IP = 1,
+    SFIELD_CLIENT_PORT,
+    SFIELD_CLIENT_NAME,
+    SFIELD_ID,
+    SFIELD_HELO,
+    SFIELD_ESMTP,
+    SFIELD_MAIL_FROM,
+    SFIELD_MAIL_PARAMS,
+    SFIELD_RCPTS,
+    SFIELD_RCPTS_REFUSED,
+    SFIELD_TLS,
+    SFIELD_AUTH,
+    SFIELD_AUTHENTICATED,
+    SFIELD_PEER_IP,
+    SFIELD_PEER_PORT,
+    SFIELD_LISTENER,
+    SFIELD_MESSAGES,
+    SFIELD_ERRORS,
+    SFIELD_MESSAGE_SIZE,
+    SFIELD_DATA,
+    SFIELD_TX,
+    SFIELD_PARAMS,
+    SFIELD_SCENARIO,
+    SFIELD_HOSTNAME,
+    SFIELD_EHLO_KEYWORDS,
+    SFIELD_BANNER,
+    SFIELD_LOG,
+};
+
+static const struct {
+    const char *name;
+    enum session_field f;
+} session_fields[] = {
+    {"client_ip", SFIELD_CLIENT_IP},
+    {"client_port", SFIELD_CLIENT_PORT},
+    {"client_name", SFIELD_CLIENT_NAME},
+    {"id", SFIELD_ID},
+    {"helo", SFIELD_HELO},
+    {"esmtp", SFIELD_ESMTP},
+    {"mail_from", SFIELD_MAIL_FROM},
+    {"mail_params", SFIELD_MAIL_PARAMS},
+    {"rcpts", SFIELD_RCPTS},
+    {"rcpts_refused", SFIELD_RCPTS_REFUSED},
+    {"tls", SFIELD_TLS},
+    {"auth", SFIELD_AUTH},
+    {"authenticated", SFIELD_AUTHENTICATED},
+    {"peer_ip", SFIELD_PEER_IP},
+    {"peer_port", SFIELD_PEER_PORT},
+    {"listener", SFIELD_LISTENER},
+    {"messages", SFIELD_MESSAGES},
+    {"errors", SFIELD_ERRORS},
+    {"message_size", SFIELD_MESSAGE_SIZE},
+    {"data", SFIELD_DATA},
+    {"tx", SFIELD_TX},
+    {"params", SFIELD_PARAMS},
+    {"scenario", SFIELD_SCENARIO},
+    {"hostname", SFIELD_HOSTNAME},
+    {"ehlo_keywords", SFIELD_EHLO_KEYWORDS},
+    {"banner", SFIELD_BANNER},
+    {"log", SFIELD_LOG},
+};
+
 static int
 session_index(lua_State *L)
 {
-    struct script_session *ss = check_session(L, 1);
-    const char *k = luaL_checkstring(L, 2);
+    /* check_session, with the metatable at hand (upvalue 2) instead of
+     * looked up in the registry by name on every field read. */
+    struct script_ud *ud = lua_touserdata(L, 1);
+    if (ud == NULL || !lua_getmetatable(L, 1) ||
+        !lua_rawequal(L, -1, lua_upvalueindex(2)))
+        ud = luaL_checkudata(L, 1, SESSION_MT); /* raises the usual error */
+    else
+        lua_pop(L, 1);
+    if (ud->ss == NULL || ud->ss->s == NULL)
+        luaL_error(L, "this session is over (a session object was kept "
+                      "after its connection ended)");
+    struct script_session *ss = ud->ss;
+    lua_settop(L, 2);
+    lua_pushvalue(L, 2);
+    int f = lua_rawget(L, lua_upvalueindex(1)) == LUA_TNUMBER
+                ? (int)lua_tointeger(L, -1)
+                : 0;
+    lua_pop(L, 1);
+    /* Fields that need no view of the session first. */
+    switch (f) {
+    case SFIELD_DATA:
+        return session_ref_table(L, ss, &ss->ref_data);
+    case SFIELD_TX:
+        return session_ref_table(L, ss, &ss->ref_tx);
+    case SFIELD_PARAMS:
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ss->ref_params);
+        return 1;
+    case SFIELD_EHLO_KEYWORDS:
+        lua_pushcfunction(L, l_s_ehlo_keywords);
+        return 1;
+    case SFIELD_BANNER:
+        lua_pushcfunction(L, l_s_banner);
+        return 1;
+    case SFIELD_LOG:
+        lua_pushcfunction(L, l_s_log);
+        return 1;
+    default:
+        break;
+    }
+    if (f == 0) {
+        /* Not a field name: the error names the key as a string. */
+        const char *k = luaL_checkstring(L, 2);
+        return luaL_error(L, "session has no field '%s'", k);
+    }
     struct session_view v;
     smtp_session_view(ss->s, &v);
-#define IS(name) (strcmp(k, name) == 0)
-    if (IS("client_ip"))
+    switch ((enum session_field)f) {
+    case SFIELD_CLIENT_IP:
         lua_pushstring(L, v.client_ip);
-    else if (IS("client_port"))
+        break;
+    case SFIELD_CLIENT_PORT:
         lua_pushinteger(L, v.client_port);
-    else if (IS("client_name"))
+        break;
+    case SFIELD_CLIENT_NAME:
         lua_pushstring(L, v.client_name);
-    else if (IS("id"))
+        break;
+    case SFIELD_ID:
         lua_pushinteger(L, (lua_Integer)v.id);
-    else if (IS("helo"))
+        break;
+    case SFIELD_HELO:
         v.helo ? lua_pushstring(L, v.helo) : lua_pushnil(L);
-    else if (IS("esmtp"))
+        break;
+    case SFIELD_ESMTP:
         lua_pushboolean(L, v.esmtp);
-    else if (IS("mail_from"))
+        break;
+    case SFIELD_MAIL_FROM:
         v.mail_from ? lua_pushstring(L, v.mail_from) : lua_pushnil(L);
-    else if (IS("mail_params"))
+        break;
+    case SFIELD_MAIL_PARAMS:
         lua_pushstring(L, v.mail_params);
-    else if (IS("rcpts"))
+        break;
+    case SFIELD_RCPTS:
         push_strv(L, v.rcpts, v.n_rcpts);
-    else if (IS("rcpts_refused"))
+        break;
+    case SFIELD_RCPTS_REFUSED:
         lua_pushinteger(L, v.n_rcpts_refused);
-    else if (IS("tls"))
+        break;
+    case SFIELD_TLS:
         script_api_push_tls(L, v.tls);
-    else if (IS("auth")) {
+        break;
+    case SFIELD_AUTH:
         if (v.authenticated) {
             lua_createtable(L, 0, 2);
             lua_pushstring(L, v.auth_mech ? v.auth_mech : "");
@@ -397,39 +534,229 @@ session_index(lua_State *L)
         } else {
             lua_pushnil(L);
         }
-    } else if (IS("authenticated"))
+        break;
+    case SFIELD_AUTHENTICATED:
         lua_pushboolean(L, v.authenticated);
-    else if (IS("peer_ip"))
+        break;
+    case SFIELD_PEER_IP:
         lua_pushstring(L, v.peer_ip);
-    else if (IS("peer_port"))
+        break;
+    case SFIELD_PEER_PORT:
         lua_pushinteger(L, v.peer_port);
-    else if (IS("listener"))
+        break;
+    case SFIELD_LISTENER:
         lua_pushstring(L, v.listener);
-    else if (IS("messages"))
+        break;
+    case SFIELD_MESSAGES:
         lua_pushinteger(L, v.messages);
-    else if (IS("errors"))
+        break;
+    case SFIELD_ERRORS:
         lua_pushinteger(L, v.errors);
-    else if (IS("message_size"))
+        break;
+    case SFIELD_MESSAGE_SIZE:
         lua_pushinteger(L, (lua_Integer)v.msg_len);
-    else if (IS("data"))
-        return session_ref_table(L, ss, &ss->ref_data);
-    else if (IS("tx"))
-        return session_ref_table(L, ss, &ss->ref_tx);
-    else if (IS("params"))
-        lua_rawgeti(L, LUA_REGISTRYINDEX, ss->ref_params);
-    else if (IS("scenario"))
+        break;
+    case SFIELD_SCENARIO:
         lua_pushstring(L, script_session_scenario(ss));
-    else if (IS("hostname"))
+        break;
+    case SFIELD_HOSTNAME:
         lua_pushstring(L, script_ctx(L)->emu->hostname);
-    else if (IS("ehlo_keywords"))
-        lua_pushcfunction(L, l_s_ehlo_keywords);
-    else if (IS("banner"))
-        lua_pushcfunction(L, l_s_banner);
-    else if (IS("log"))
-        lua_pushcfunction(L, l_s_log);
-    else
-        return luaL_error(L, "session has no field '%s'", k);
-#undef IS
+        break;
+    case SFIELD_DATA:
+    case SFIELD_TX:
+    case SFIELD_PARAMS:
+    case SFIELD_EHLO_KEYWORDS:
+    case SFIELD_BANNER:
+    case SFIELD_LOG:
+        break; /* handled above */
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* The message object                                                  */
+
+/* Where the body of the message `m` starts: after the first empty line
+ * (CRLF or bare LF), or at the first line that is neither a header nor
+ * the continuation of one. With `hs` (a stack index) the headers are
+ * appended there as {name=, value=} tables, unfolded, in order. */
+static size_t
+message_scan(lua_State *L, int hs, const char *m, size_t len)
+{
+    size_t i = 0, n = 0;
+    while (i < len) {
+        const char *nl = memchr(m + i, '\n', len - i);
+        size_t end = nl ? (size_t)(nl - m) : len;
+        size_t le = end > i && m[end - 1] == '\r' ? end - 1 : end;
+        if (le == i) /* blank line: the body follows */
+            return nl ? end + 1 : len;
+        if ((m[i] == ' ' || m[i] == '\t') && n > 0) {
+            /* Folded: append to the previous header's value. */
+            if (hs) {
+                lua_geti(L, hs, (lua_Integer)n);
+                lua_getfield(L, -1, "value");
+                lua_pushlstring(L, m + i, le - i);
+                lua_concat(L, 2);
+                lua_setfield(L, -2, "value");
+                lua_pop(L, 1);
+            }
+        } else {
+            const char *colon = memchr(m + i, ':', le - i);
+            if (colon == NULL) /* not a header: the body starts here */
+                return i;
+            n++;
+            if (hs) {
+                const char *val = colon + 1;
+                while (val < m + le && (*val == ' ' || *val == '\t'))
+                    val++;
+                lua_createtable(L, 0, 2);
+                lua_pushlstring(L, m + i, (size_t)(colon - (m + i)));
+                lua_setfield(L, -2, "name");
+                lua_pushlstring(L, val, (size_t)(m + le - val));
+                lua_setfield(L, -2, "value");
+                lua_rawseti(L, hs, (lua_Integer)n);
+            }
+        }
+        i = nl ? end + 1 : len;
+    }
+    return len;
+}
+
+/* __index of a message: m.headers and m.body are made from m.raw on first
+ * use and then stored in the table (each costs nothing until a hook reads
+ * it); anything else is a method (upvalue 1). */
+static int
+message_index(lua_State *L)
+{
+    size_t kl = 0;
+    const char *k =
+        lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &kl) : NULL;
+    bool headers = k && kl == 7 && memcmp(k, "headers", 7) == 0;
+    bool body = k && kl == 4 && memcmp(k, "body", 4) == 0;
+    if ((headers || body) && lua_istable(L, 1)) {
+        lua_getfield(L, 1, "raw");
+        size_t len = 0;
+        const char *m = lua_tolstring(L, -1, &len);
+        if (m != NULL) {
+            if (headers) {
+                lua_newtable(L);
+                message_scan(L, lua_gettop(L), m, len);
+            } else {
+                size_t at = message_scan(L, 0, m, len);
+                lua_pushlstring(L, m + at, len - at);
+            }
+            lua_pushvalue(L, 2);
+            lua_pushvalue(L, -2);
+            lua_rawset(L, 1);
+            return 1;
+        }
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(1));
+    return 1;
+}
+
+/* emu._header(headers, name, all): m:header() and m:header_all() of the
+ * prelude. Names compare case-insensitively the way string.lower does
+ * (tolower on each byte), without making a lowercased copy of each. */
+static int
+l_header(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    size_t nl;
+    const char *name = luaL_checklstring(L, 2, &nl);
+    bool all = lua_toboolean(L, 3);
+    lua_settop(L, 3);
+    if (all)
+        lua_newtable(L); /* at 4 */
+    lua_Integer found = 0;
+    for (lua_Integer i = 1; lua_geti(L, 1, i) != LUA_TNIL; i++) {
+        lua_getfield(L, -1, "name");
+        size_t hl;
+        const char *h = lua_tolstring(L, -1, &hl);
+        if (h == NULL)
+            return luaL_error(L, "header %d has no name", (int)i);
+        bool same = hl == nl;
+        for (size_t j = 0; same && j < nl; j++)
+            same =
+                tolower((unsigned char)h[j]) == tolower((unsigned char)name[j]);
+        lua_pop(L, 1);
+        if (same) {
+            lua_getfield(L, -1, "value");
+            if (!all)
+                return 1;
+            lua_rawseti(L, 4, ++found);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    if (!all)
+        lua_pushnil(L);
+    return 1;
+}
+
+/* emu._name_params(raw): where MIME name parameters are in a message, as
+ * the prelude's m:attachments() wants them: {suffix, at, suffix, at, ...}
+ * for every match of the Lua pattern
+ *   [; \t\r\n]f?i?l?e?name([%*%d]*)=%s*()
+ * in the order, and with the same results, that string.gmatch gives, in
+ * one pass of C instead of a pattern match tried at every byte. (The
+ * pattern never needs to backtrack: "name" cannot start with f, i, l or e,
+ * and '=' is not in [%*%d], so the greedy choice is the only one.) */
+static int
+l_name_params(lua_State *L)
+{
+    size_t len;
+    const char *r = luaL_checklstring(L, 1, &len);
+    lua_newtable(L);
+    lua_Integer n = 0;
+    size_t s = 0;
+    while (s < len) {
+        const char *hit = r + s;
+        while ((hit = memchr(hit, 'n', len - (size_t)(hit - r))) != NULL &&
+               (len - (size_t)(hit - r) < 4 || memcmp(hit, "name", 4) != 0))
+            hit++;
+        if (hit == NULL || len - (size_t)(hit - r) < 4)
+            break;
+        size_t q = (size_t)(hit - r);
+        /* The delimiter is at most 5 bytes before "name" (";file"):
+         * try the starts from left to right, as gmatch would. */
+        size_t from = q >= 5 ? q - 5 : 0;
+        if (from < s)
+            from = s;
+        bool matched = false;
+        for (size_t d = from; d < q && !matched; d++) {
+            char c = r[d];
+            if (c != ';' && c != ' ' && c != '\t' && c != '\r' && c != '\n')
+                continue;
+            size_t p = d + 1;
+            static const char file[] = "file";
+            for (size_t j = 0; j < 4; j++)
+                if (p < len && r[p] == file[j])
+                    p++;
+            if (p != q) /* must land on this "name" */
+                continue;
+            p += 4;
+            size_t suf = p;
+            while (p < len && (r[p] == '*' || (r[p] >= '0' && r[p] <= '9')))
+                p++;
+            if (p >= len || r[p] != '=')
+                continue;
+            size_t suf_len = p - suf;
+            p++;
+            while (p < len && (r[p] == ' ' || (r[p] >= '\t' && r[p] <= '\r')))
+                p++;
+            lua_pushlstring(L, r + suf, suf_len);
+            lua_rawseti(L, -2, ++n);
+            lua_pushinteger(L, (lua_Integer)p + 1);
+            lua_rawseti(L, -2, ++n);
+            s = p;
+            matched = true;
+        }
+        if (!matched)
+            s = q + 1;
+    }
     return 1;
 }
 
@@ -530,6 +857,10 @@ static int
 l_utc(lua_State *L)
 {
     double t = luaL_optnumber(L, 1, script_now(script_ctx(L)->emu));
+    /* Years 0000 to 9999 only: outside, the conversion to time_t or the
+     * calendar would be undefined or meaningless. */
+    luaL_argcheck(L, t >= -62167219200.0 && t < 253402300800.0, 1,
+                  "a time between year 0 and 9999");
     time_t sec = (time_t)floor(t);
     int ms = (int)((t - (double)sec) * 1000.0);
     if (ms > 999)
@@ -556,9 +887,11 @@ l_random(lua_State *L)
     lua_Integer lo = n >= 2 ? luaL_checkinteger(L, 1) : 1;
     lua_Integer hi = luaL_checkinteger(L, n >= 2 ? 2 : 1);
     luaL_argcheck(L, lo <= hi, n, "interval is empty");
-    uint64_t span = (uint64_t)(hi - lo) + 1;
-    lua_pushinteger(
-        L, lo + (lua_Integer)(span ? rng_next(r) % span : rng_next(r)));
+    /* In unsigned arithmetic: hi - lo overflows a signed integer for the
+     * widest intervals; span 0 then means all 2^64 values. */
+    uint64_t span = (uint64_t)hi - (uint64_t)lo + 1;
+    uint64_t off = span ? rng_next(r) % span : rng_next(r);
+    lua_pushinteger(L, (lua_Integer)((uint64_t)lo + off));
     return 1;
 }
 
@@ -1075,6 +1408,8 @@ l_addr_parse(lua_State *L)
 
 static const luaL_Reg emu_funcs[] = {
     {"reply", l_reply},
+    {"_name_params", l_name_params},
+    {"_header", l_header},
     {"_decision", l_decision},
     {"now", l_now},
     {"utc", l_utc},
@@ -1153,7 +1488,13 @@ script_api_open(lua_State *L)
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
     luaL_newmetatable(L, SESSION_MT);
-    lua_pushcfunction(L, session_index);
+    lua_createtable(L, 0, (int)EMU_ARRAY_LEN(session_fields));
+    for (size_t i = 0; i < EMU_ARRAY_LEN(session_fields); i++) {
+        lua_pushinteger(L, session_fields[i].f);
+        lua_setfield(L, -2, session_fields[i].name);
+    }
+    lua_pushvalue(L, -2); /* the metatable itself */
+    lua_pushcclosure(L, session_index, 2);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, session_newindex);
     lua_setfield(L, -2, "__newindex");
@@ -1172,6 +1513,7 @@ script_api_open(lua_State *L)
     lua_newtable(L);
     lua_pushvalue(L, -1);
     lua_setfield(L, emu, "_message_methods");
+    lua_pushcclosure(L, message_index, 1);
     lua_setfield(L, -2, "__index");
     lua_setfield(L, LUA_REGISTRYINDEX, "emu.message_mt");
     lua_newtable(L);

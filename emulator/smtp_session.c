@@ -47,6 +47,12 @@
 #define SF_ABORT_ON_INPUT 0x8000    /* hung: close when the client speaks */
 #define SF_ABORT_RST 0x10000        /* ... with RST instead of FIN */
 #define SF_SCRIPT_WAIT 0x20000      /* a hook waits for emu.state */
+#define SF_OUT_FULL 0x40000         /* input paused: replies not read */
+
+/* Replies a client has not read, beyond which its input waits: a client
+ * that pipelines without reading must not grow our memory (Postfix,
+ * writing synchronously, simply stops reading). */
+#define OUT_HIGH (256 * 1024)
 
 /* Line buffers above this size are released after use, so an idle session
  * costs a few hundred bytes whatever its history. */
@@ -141,6 +147,11 @@ struct smtp_session {
     bool slow_active;
     uint32_t line_delay_ms; /* for replies sent by the current decision */
     struct net_timer *slow_timer;
+
+    /* "session=ID client=IP" as every log line of the session starts,
+     * formatted once (again when the client address changes). */
+    struct buf log_pre;
+    char log_pre_ip[IP_STR_MAX];
 };
 
 static void session_process(struct smtp_session *s);
@@ -196,13 +207,27 @@ slog(struct smtp_session *s, enum log_level lvl, const char *event,
 {
     if (!log_on(s, lvl))
         return;
-    struct log_kv kv[12];
-    size_t k = 0;
-    kv[k++] = LOG_KV("session", s->idstr);
-    kv[k++] = LOG_KV("client", s->client_ip);
-    for (size_t i = 0; i < n && k < EMU_ARRAY_LEN(kv); i++)
-        kv[k++] = extra[i];
-    log_emit(s->emu->log, lvl, event, kv, k);
+    if (s->log_pre.len == 0 || strcmp(s->log_pre_ip, s->client_ip) != 0) {
+        struct log_kv pre[] = {LOG_KV("session", s->idstr),
+                               LOG_KV("client", s->client_ip)};
+        s->log_pre.len = 0;
+        if (log_format_pairs(s->emu->log, &s->log_pre, pre, 2) == 0)
+            str_copy(s->log_pre_ip, sizeof(s->log_pre_ip), s->client_ip);
+        else
+            s->log_pre.len = 0;
+    }
+    if (s->log_pre.len == 0) { /* out of memory: pairs the long way */
+        struct log_kv kv[12];
+        size_t k = 0;
+        kv[k++] = LOG_KV("session", s->idstr);
+        kv[k++] = LOG_KV("client", s->client_ip);
+        for (size_t i = 0; i < n && k < EMU_ARRAY_LEN(kv); i++)
+            kv[k++] = extra[i];
+        log_emit(s->emu->log, lvl, event, kv, k);
+        return;
+    }
+    log_emit_pre(s->emu->log, lvl, event, s->log_pre.data, s->log_pre.len,
+                 extra, n < 10 ? n : 10);
 }
 
 static double
@@ -604,6 +629,7 @@ smtp_session_free(struct smtp_session *s, const char *reason)
     net_timer_free(s->timer);
     net_timer_free(s->slow_timer);
     buf_cleanup(&s->slow);
+    buf_cleanup(&s->log_pre);
     session_unlink(s);
     atomic_fetch_sub(&s->emu->active_sessions, 1);
     tx_reset(s);
@@ -661,6 +687,13 @@ on_timer(void *arg)
 {
     struct smtp_session *s = arg;
     s->busy++;
+    if (s->flags & SF_OUT_FULL) {
+        slog(s, LOG_LEVEL_INFO, "write-timeout", NULL, 0);
+        s->outcome = OUTCOME_TIMED_OUT;
+        smtp_session_free(s, "write timeout");
+        session_leave(s);
+        return;
+    }
     if (s->state == SMTP_STATE_HANG) {
         s->outcome = OUTCOME_HUNG;
         slog(s, LOG_LEVEL_INFO, "hang-timeout", NULL, 0);
@@ -1426,35 +1459,38 @@ proceed_data(struct smtp_session *s)
     decide(s, STAGE_DATA, data_decided);
 }
 
+/* "%zu" into out (at least 21 bytes) without printf. */
+static void
+fmt_size(char *out, size_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+}
+
 /* Store the message (spool first when configured) and fill `id`. Returns
  * 0, or -1 after replying with the failure. */
 static int
 store_message(struct smtp_session *s, char *id, size_t idcap)
 {
     struct emu *e = s->emu;
-    struct store_msg *m = emu_calloc(1, sizeof(*m));
+    /* One block for the struct and its envelope. */
+    struct store_msg *m = store_msg_new(
+        s->mail_from, s->mail_params.data ? s->mail_params.data : "",
+        s->mail_params.len, (const char *const *)s->rcpts, s->n_rcpts,
+        s->helo ? s->helo : "", s->auth_user_final);
     if (m == NULL)
         goto nomem;
     make_queue_id(s, id, idcap);
     str_copy(m->id, sizeof(m->id), id);
     m->session_id = s->id;
     m->time = now(s);
-    m->mail_from = emu_strdup(s->mail_from);
-    m->mail_params = emu_strndup(s->mail_params.data ? s->mail_params.data : "",
-                                 s->mail_params.len);
-    m->rcpts = emu_calloc(s->n_rcpts, sizeof(char *));
-    m->helo = emu_strdup(s->helo ? s->helo : "");
-    if (!m->mail_from || !m->mail_params || !m->rcpts || !m->helo)
-        goto nomem;
-    for (size_t i = 0; i < s->n_rcpts; i++) {
-        m->rcpts[i] = emu_strdup(s->rcpts[i]);
-        if (m->rcpts[i] == NULL)
-            goto nomem;
-        m->n_rcpts++;
-    }
-    if (s->auth_user_final &&
-        (m->auth_user = emu_strdup(s->auth_user_final)) == NULL)
-        goto nomem;
     str_copy(m->client_ip, sizeof(m->client_ip), s->client_ip);
     m->tls = s->tls != NULL;
     m->data = buf_steal(&s->msg, &m->size);
@@ -1476,8 +1512,8 @@ store_message(struct smtp_session *s, char *id, size_t idcap)
     metrics_add(&e->metrics.bytes_accepted, m->size);
     if (log_on(s, LOG_LEVEL_INFO)) {
         char size[24], nrcpt[24];
-        snprintf(size, sizeof(size), "%zu", m->size);
-        snprintf(nrcpt, sizeof(nrcpt), "%zu", m->n_rcpts);
+        fmt_size(size, m->size);
+        fmt_size(nrcpt, m->n_rcpts);
         struct log_kv kv[] = {LOG_KV("id", id), LOG_KV("from", m->mail_from),
                               LOG_KV("rcpts", nrcpt), LOG_KV("size", size)};
         slog(s, LOG_LEVEL_INFO, "message", kv, 4);
@@ -1489,6 +1525,24 @@ nomem:
     store_msg_free(m);
     resource_shortage(s);
     return -1;
+}
+
+/* "250 2.0.0 Ok: queued as ID", the reply to every accepted message:
+ * assembled with two copies instead of printf and reply parsing. */
+static void
+reply_queued(struct smtp_session *s, const char *id)
+{
+    static const char head[] = "250 2.0.0 Ok: queued as ";
+    char line[sizeof(head) + 32];
+    size_t il = strlen(id);
+    if (il > 24) { /* never: queue IDs are 12 characters */
+        smtp_reply(s, "250 2.0.0 Ok: queued as %s", id);
+        return;
+    }
+    memcpy(line, head, sizeof(head) - 1);
+    memcpy(line + sizeof(head) - 1, id, il);
+    memcpy(line + sizeof(head) - 1 + il, "\r\n", 3);
+    smtp_reply_fixed(s, line);
 }
 
 static void
@@ -1511,7 +1565,7 @@ message_decided(struct smtp_session *s, struct decision *d)
             else if (bdat)
                 smtp_reply(s, "250 2.0.0 Ok: %zu bytes queued as %s", size, id);
             else
-                smtp_reply(s, "250 2.0.0 Ok: queued as %s", id);
+                reply_queued(s, id);
         }
     }
     if (!(s->flags & SF_DEAD))
@@ -2627,6 +2681,15 @@ session_process(struct smtp_session *s)
             break;
         case SMTP_STATE_CMD:
         case SMTP_STATE_AUTH: {
+            if (net_conn_out_len(s->conn) > OUT_HIGH && ensure_timer(s) == 0) {
+                /* Resumed by NET_EV_DRAINED; a client that reads nothing
+                 * for the idle timeout is dropped (no reply can reach
+                 * it). */
+                s->flags |= SF_OUT_FULL;
+                net_conn_read_enable(s->conn, false);
+                net_timer_start(s->timer, s->emu->cfg->idle_timeout);
+                break;
+            }
             if (error_delay_due(s)) {
                 /* Postfix sleeps before each reply past the soft error
                  * limit; we pause input on a timer instead. */
@@ -2749,7 +2812,12 @@ on_net(struct net_conn *c, enum net_event ev, void *arg)
             session_process(s);
         break;
     case NET_EV_DRAINED:
-        if (s->flags & SF_RESET_AFTER_REPLY) {
+        if (s->flags & SF_OUT_FULL) {
+            s->flags &= ~SF_OUT_FULL;
+            net_timer_stop(s->timer);
+            net_conn_read_enable(s->conn, true);
+            session_process(s);
+        } else if (s->flags & SF_RESET_AFTER_REPLY) {
             reset_now(s, "reset by scenario");
         } else if (s->flags & SF_CLOSE_AFTER_REPLY) {
             if (s->state != SMTP_STATE_HANG && !s->slow_active)

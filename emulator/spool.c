@@ -39,10 +39,16 @@ spool_init(const char *dir, char *err, size_t errlen)
             return -1;
         }
     }
-    if (access(dir, W_OK) < 0) {
-        snprintf(err, errlen, "--spool: cannot write to '%s': %s", dir,
-                 strerror(errno));
-        return -1;
+    /* Messages are created in tmp/ and renamed into new/: both must be
+     * writable, also when they were there before (made by another user). */
+    static const char *const writable[] = {"/tmp", "/new"};
+    for (size_t i = 0; i < EMU_ARRAY_LEN(writable); i++) {
+        snprintf(path, sizeof(path), "%s%s", dir, writable[i]);
+        if (access(path, W_OK | X_OK) < 0) {
+            snprintf(err, errlen, "--spool: cannot write to '%s': %s", path,
+                     strerror(errno));
+            return -1;
+        }
     }
     return 0;
 }

@@ -1,7 +1,10 @@
 /*
  * state: the emu.state back ends. Memory: the shared kv store, answered at
- * once. Redis: one EVAL per operation, so the expiry check and the update
- * happen atomically in Redis for every replica; values are stored as
+ * once. Redis: one script per operation, so the expiry check and the update
+ * happen atomically in Redis for every replica. A script is sent by its
+ * SHA1 (EVALSHA), and in full (EVAL, which also caches it in Redis) only
+ * when Redis answers NOSCRIPT: after a restart or SCRIPT FLUSH. Values are
+ * stored as
  * "n|EXPIRES|NUMBER" or "s|EXPIRES|BYTES" with EXPIRES on the scenario
  * clock (0: never) and a real Redis TTL an hour past it as a safety net.
  * Keys are PREFIX + "scenario/key"; the clock offset is PREFIX +
@@ -10,6 +13,7 @@
 #include "state.h"
 
 #include <math.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,12 +24,17 @@
 
 #define SAFETY_SECONDS 3600.0
 
+/* SHA1 of a script in hex, as EVALSHA wants it. */
+#define SHA1_HEX 40
+
 struct state {
     struct emu *e;
     struct net *net;
     struct net_redis *redis; /* NULL: memory */
     struct net_timer *clock_timer;
     bool was_up;
+    char sha_get[SHA1_HEX + 1]; /* of lua_get */
+    char sha_incr[SHA1_HEX + 1];
 };
 
 /* ---- Redis scripts ---- */
@@ -77,6 +86,22 @@ static const char lua_clear[] =
     "return n\n";
 
 /* ---- helpers ---- */
+
+static int
+sha1_hex(const char *text, size_t len, char out[SHA1_HEX + 1])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (!EVP_Digest(text, len, md, &n, EVP_sha1(), NULL) || n != 20)
+        return -1;
+    static const char hex[] = "0123456789abcdef";
+    for (unsigned i = 0; i < n; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 0xf];
+    }
+    out[SHA1_HEX] = '\0';
+    return 0;
+}
 
 static int
 full_key(struct state *st, const char *key, size_t klen, struct buf *out)
@@ -189,7 +214,10 @@ struct pending {
     double now;
     state_fn *fn;
     void *arg;
+    bool sent_in_full; /* the script went as EVAL (after NOSCRIPT) */
 };
+
+static int redis_send(struct pending *p);
 
 static void
 pending_free(struct pending *p)
@@ -223,6 +251,16 @@ on_redis(const struct net_redis_reply *reply, const char *err, void *arg)
         pending_free(p);
         return;
     }
+    if (err && reply->type == NR_ERROR && !p->sent_in_full &&
+        (p->rq.op == STATE_GET || p->rq.op == STATE_INCR) && reply->len >= 8 &&
+        memcmp(reply->str, "NOSCRIPT", 8) == 0) {
+        /* Redis does not know the script (yet, or any more): send it
+         * whole once; EVAL caches it for the next EVALSHA. The retry gets
+         * its own timeout. redis_send may call on_redis for p at once. */
+        p->sent_in_full = true;
+        redis_send(p);
+        return;
+    }
     if (err) {
         res.err = err;
         p->fn(&res, p->arg);
@@ -249,26 +287,22 @@ on_redis(const struct net_redis_reply *reply, const char *err, void *arg)
     pending_free(p);
 }
 
+/* Send p's command (again, after NOSCRIPT). Returns what
+ * net_redis_command returns: 1 when on_redis has already run for p. */
 static int
-redis_request(struct state *st, const struct state_req *rq, double now,
-              state_fn *fn, void *arg)
+redis_send(struct pending *p)
 {
-    struct pending *p = emu_calloc(1, sizeof(*p));
+    struct state *st = p->st;
+    const struct state_req *rq = &p->rq;
+    double now = p->now;
     struct buf key = {0};
-    if (p == NULL || full_key(st, rq->key, rq->klen, &key) < 0) {
-        emu_free(p);
+    if (full_key(st, p->key, rq->klen, &key) < 0) {
         buf_cleanup(&key);
         struct state_result res = {.err = "out of memory"};
-        fn(&res, arg);
+        p->fn(&res, p->arg);
+        pending_free(p);
         return 1;
     }
-    p->st = st;
-    p->rq = *rq;
-    p->key = emu_strndup(rq->key, rq->klen);
-    p->str = rq->str ? emu_strndup(rq->str, rq->len) : NULL;
-    p->now = now;
-    p->fn = fn;
-    p->arg = arg;
     char nowbuf[40], a2[40], a3[40];
     snprintf(nowbuf, sizeof(nowbuf), "%.3f", now);
     const char *argv[8];
@@ -278,8 +312,13 @@ redis_request(struct state *st, const struct state_req *rq, double now,
     struct buf val = {0};
     switch (rq->op) {
     case STATE_GET:
-        ARG("EVAL", 4);
-        ARG(lua_get, sizeof(lua_get) - 1);
+        if (p->sent_in_full) {
+            ARG("EVAL", 4);
+            ARG(lua_get, sizeof(lua_get) - 1);
+        } else {
+            ARG("EVALSHA", 7);
+            ARG(st->sha_get, SHA1_HEX);
+        }
         ARG("1", 1);
         ARG(key.data, key.len);
         ARG(nowbuf, strlen(nowbuf));
@@ -287,8 +326,13 @@ redis_request(struct state *st, const struct state_req *rq, double now,
     case STATE_INCR:
         snprintf(a2, sizeof(a2), "%.17g", rq->num);
         snprintf(a3, sizeof(a3), "%.3f", rq->ttl > 0 ? rq->ttl : 0);
-        ARG("EVAL", 4);
-        ARG(lua_incr, sizeof(lua_incr) - 1);
+        if (p->sent_in_full) {
+            ARG("EVAL", 4);
+            ARG(lua_incr, sizeof(lua_incr) - 1);
+        } else {
+            ARG("EVALSHA", 7);
+            ARG(st->sha_incr, SHA1_HEX);
+        }
         ARG("1", 1);
         ARG(key.data, key.len);
         ARG(nowbuf, strlen(nowbuf));
@@ -310,7 +354,7 @@ redis_request(struct state *st, const struct state_req *rq, double now,
         if (rq->type == KV_NUMBER)
             buf_printf(&val, "%.17g", rq->num);
         else
-            buf_append(&val, rq->str, rq->len);
+            buf_append(&val, p->str, rq->len);
         ARG("SET", 3);
         ARG(key.data, key.len);
         ARG(val.data ? val.data : "", val.len);
@@ -327,6 +371,34 @@ redis_request(struct state *st, const struct state_req *rq, double now,
     buf_cleanup(&key);
     buf_cleanup(&val);
     return rc;
+}
+
+static int
+redis_request(struct state *st, const struct state_req *rq, double now,
+              state_fn *fn, void *arg)
+{
+    struct pending *p = emu_calloc(1, sizeof(*p));
+    if (p == NULL) {
+        struct state_result res = {.err = "out of memory"};
+        fn(&res, arg);
+        return 1;
+    }
+    p->st = st;
+    p->rq = *rq;
+    p->key = emu_strndup(rq->key, rq->klen);
+    p->str = rq->str ? emu_strndup(rq->str, rq->len) : NULL;
+    p->now = now;
+    p->fn = fn;
+    p->arg = arg;
+    if (p->key == NULL || (rq->str && p->str == NULL)) {
+        pending_free(p);
+        struct state_result res = {.err = "out of memory"};
+        fn(&res, arg);
+        return 1;
+    }
+    p->rq.key = p->key;
+    p->rq.str = p->str;
+    return redis_send(p);
 }
 
 /* ---- the clock ---- */
@@ -394,6 +466,12 @@ state_new(struct emu *e, struct net *n, bool poll, char *err, size_t errlen)
     const char *url = e->cfg->state_url;
     if (url == NULL)
         return st;
+    if (sha1_hex(lua_get, sizeof(lua_get) - 1, st->sha_get) < 0 ||
+        sha1_hex(lua_incr, sizeof(lua_incr) - 1, st->sha_incr) < 0) {
+        snprintf(err, errlen, "--state: SHA1 is not available");
+        emu_free(st);
+        return NULL;
+    }
     char host[REDIS_HOST_MAX];
     uint16_t port;
     unsigned db;

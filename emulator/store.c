@@ -26,11 +26,69 @@ store_init(struct store *st, unsigned max_messages, uint64_t max_bytes,
     return 0;
 }
 
+struct store_msg *
+store_msg_new(const char *mail_from, const char *params, size_t params_len,
+              const char *const *rcpts, size_t n_rcpts, const char *helo,
+              const char *auth_user)
+{
+    size_t fl = strlen(mail_from), hl = strlen(helo);
+    size_t al = auth_user ? strlen(auth_user) + 1 : 0;
+    size_t need = sizeof(struct store_msg) + n_rcpts * sizeof(char *) + fl + 1 +
+                  params_len + 1 + hl + 1 + al;
+    size_t *rl = NULL, rl_small[16];
+    if (n_rcpts > EMU_ARRAY_LEN(rl_small)) {
+        rl = emu_malloc(n_rcpts * sizeof(*rl));
+        if (rl == NULL)
+            return NULL;
+    } else {
+        rl = rl_small;
+    }
+    for (size_t i = 0; i < n_rcpts; i++) {
+        rl[i] = strlen(rcpts[i]);
+        need += rl[i] + 1;
+    }
+    struct store_msg *m = emu_malloc(need);
+    if (m == NULL) {
+        if (rl != rl_small)
+            emu_free(rl);
+        return NULL;
+    }
+    memset(m, 0, sizeof(*m));
+    m->packed = true;
+    char **arr = (char **)(m + 1);
+    char *p = (char *)(arr + n_rcpts);
+#define PUT(dst, src, len)                                                     \
+    do {                                                                       \
+        (dst) = p;                                                             \
+        memcpy(p, (src), (len));                                               \
+        p[len] = '\0';                                                         \
+        p += (len) + 1;                                                        \
+    } while (0)
+    PUT(m->mail_from, mail_from, fl);
+    PUT(m->mail_params, params, params_len);
+    PUT(m->helo, helo, hl);
+    if (auth_user)
+        PUT(m->auth_user, auth_user, al - 1);
+    for (size_t i = 0; i < n_rcpts; i++)
+        PUT(arr[i], rcpts[i], rl[i]);
+#undef PUT
+    m->rcpts = arr;
+    m->n_rcpts = n_rcpts;
+    if (rl != rl_small)
+        emu_free(rl);
+    return m;
+}
+
 void
 store_msg_free(struct store_msg *m)
 {
     if (m == NULL)
         return;
+    if (m->packed) {
+        emu_free(m->data);
+        emu_free(m);
+        return;
+    }
     emu_free(m->mail_from);
     emu_free(m->mail_params);
     for (size_t i = 0; i < m->n_rcpts; i++)
@@ -207,12 +265,16 @@ store_transcript_add(struct store *st, struct store_session *r, double t,
         return;
     }
     uint32_t l32 = (uint32_t)len;
-    char d = (char)dir;
     if (buf_reserve(&r->transcript, need) == 0) {
-        buf_append(&r->transcript, &t, sizeof(t));
-        buf_append(&r->transcript, &d, 1);
-        buf_append(&r->transcript, &l32, sizeof(l32));
-        buf_append(&r->transcript, p, len);
+        /* One record, written in place: [time][dir][len][bytes]. */
+        char *d = r->transcript.data + r->transcript.len;
+        memcpy(d, &t, sizeof(t));
+        d[sizeof(t)] = (char)dir;
+        memcpy(d + sizeof(t) + 1, &l32, sizeof(l32));
+        if (len)
+            memcpy(d + sizeof(t) + 1 + sizeof(l32), p, len);
+        r->transcript.len += need;
+        r->transcript.data[r->transcript.len] = '\0';
     } else {
         r->transcript_truncated = true;
     }

@@ -30,6 +30,7 @@ struct store_msg {
     char *helo;
     char *auth_user; /* NULL when not authenticated */
     bool tls;
+    bool packed; /* made by store_msg_new: envelope in the same block */
     struct store_msg *newer, *older;
 };
 
@@ -93,6 +94,15 @@ void store_cleanup(struct store *st);
 /* Take ownership of `m` and keep it (evicting the oldest past the caps).
  * A message bigger than the byte cap is still kept alone. */
 void store_put_message(struct store *st, struct store_msg *m);
+/* A zeroed message whose envelope strings (copied) and rcpts array live in
+ * the same allocation as the struct: one malloc per message instead of one
+ * per string. `auth_user` may be NULL. data is left for the caller (it
+ * takes ownership of the buffer it puts there). Returns owned; free with
+ * store_msg_free(). NULL when memory runs out. */
+struct store_msg *store_msg_new(const char *mail_from, const char *params,
+                                size_t params_len, const char *const *rcpts,
+                                size_t n_rcpts, const char *helo,
+                                const char *auth_user);
 void store_msg_free(struct store_msg *m);
 
 /* Session records. store_session_new returns a record owned by the store

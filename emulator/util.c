@@ -292,6 +292,17 @@ str_escape(struct buf *out, const char *s, size_t len, size_t max)
     char tmp[8];
 
     while (i < end) {
+        /* A run of printable ASCII that needs no backslash goes in whole. */
+        size_t run = i;
+        while (run < end && p[run] >= 0x20 && p[run] < 0x7f && p[run] != '"' &&
+               p[run] != '\\')
+            run++;
+        if (run > i) {
+            if (buf_append(out, p + i, run - i) < 0)
+                return -1;
+            i = run;
+            continue;
+        }
         unsigned c = p[i];
         if (c >= 0x80) {
             size_t n = utf8_seq(p + i, end - i);

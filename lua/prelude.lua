@@ -51,29 +51,29 @@ end
 -- The message at the message stage (m.raw, m.headers, m.body, m.size).
 
 local M = emu._message_methods
+local name_params = emu._name_params
+
+local header = emu._header
 
 -- First value of a header, case-insensitive, or nil.
 function M:header(name)
-  local n = name:lower()
-  for _, h in ipairs(self.headers) do
-    if h.name:lower() == n then return h.value end
-  end
-  return nil
+  return header(self.headers, name)
 end
 
 -- Every value of a header, in order.
 function M:header_all(name)
-  local n, out = name:lower(), {}
-  for _, h in ipairs(self.headers) do
-    if h.name:lower() == n then out[#out + 1] = h.value end
-  end
-  return out
+  return header(self.headers, name, true)
 end
 
 -- File names of MIME parts (filename= or name= parameters), with the
 -- RFC 2231 forms mail clients use for non-ASCII or long names decoded:
 -- filename*=utf-8''%D1%84.exe, and filename*0*=...; filename*1*=... joined.
 function M:attachments()
+  local raw = self.raw
+  -- emu._name_params(raw) lists the matches of
+  -- raw:gmatch('[; \t\r\n]f?i?l?e?name([%*%d]*)=%s*()') in one C pass.
+  local hits = name_params(raw)
+  if hits[1] == nil then return {} end
   local out, seen, pieces = {}, {}, {}
   local function add(v)
     v = v:gsub("^%s+", ""):gsub("%s+$", "")
@@ -82,8 +82,8 @@ function M:attachments()
   local function flush()
     if #pieces > 0 then add(table.concat(pieces)); pieces = {} end
   end
-  local raw = self.raw
-  for suffix, at in raw:gmatch('[; \t\r\n]f?i?l?e?name([%*%d]*)=%s*()') do
+  for i = 1, #hits, 2 do
+    local suffix, at = hits[i], hits[i + 1]
     local v = raw:match('^"([^"\r\n]*)"', at) or raw:match("^'([^'\r\n]*)'", at)
       or raw:match('^([^"\r\n;]+)', at)
     local section, star = suffix:match("^%*(%d+)(%*?)$")

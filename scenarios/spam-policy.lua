@@ -24,6 +24,26 @@ local gmail = emu.lib("gmail")
 
 local GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
+-- A plain string.find looks for the first byte of what it seeks with
+-- memchr, then compares; GTUBE starts with "X", which bulk test mail is
+-- full of. So look for GTUBE's rarer middle and check the whole string
+-- around each hit: the same answer, without a compare at every "X".
+local GTUBE_MID = "*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*"
+local GTUBE_MID_AT = GTUBE:find(GTUBE_MID, 1, true) - 1
+
+local function has_gtube(raw)
+  local i = 1
+  while true do
+    local at = raw:find(GTUBE_MID, i, true)
+    if not at then return false end
+    local start = at - GTUBE_MID_AT
+    if start >= 1 and raw:sub(start, start + #GTUBE - 1) == GTUBE then
+      return true
+    end
+    i = at + 1
+  end
+end
+
 local function address_of(v)
   if not v then return nil end
   local a = v:match("<([^>]*)>") or v:match("([^%s,;]+@[^%s,;]+)")
@@ -47,9 +67,10 @@ end
 
 -- Why the message is refused: "spam", "dmarc", "attachment", or nil.
 local function verdict(s, m, p)
-  if m.raw:find(GTUBE, 1, true) then return "spam", "GTUBE" end
-  local lower = m.raw:lower()
+  if has_gtube(m.raw) then return "spam", "GTUBE" end
+  local lower -- the lowercased message, made only when there are keywords
   for _, k in ipairs(p.keywords) do
+    lower = lower or m.raw:lower()
     if lower:find(k:lower(), 1, true) then return "spam", "keyword " .. k end
   end
   local from = address_of(m:header("From"))

@@ -121,6 +121,11 @@ class Api(TestCase):
             ("GET", "/api/v1/messages/NOPE", None, 404, "no message"),
             ("POST", "/api/v1/sessions", None, 405, "not allowed"),
             ("POST", "/api/v1/clock", {"later": 1}, 400, "advance"),
+            ("POST", "/api/v1/clock", {"advance": "x", "offset": 500}, 400,
+             "advance"),
+            ("POST", "/api/v1/clock", {"advance": 1, "offset": 500}, 400,
+             "advance"),
+            ("POST", "/api/v1/clock", {"offset": "soon"}, 400, "advance"),
             ("GET", "/api/v1/sessions?limit=x", None, 400, "whole numbers"),
         ]
         for method, path, body, status, needle in cases:

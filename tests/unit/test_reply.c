@@ -332,10 +332,22 @@ test_reply_build_line_length_limit(void **state)
     (void)state;
     static char line[REPLY_LINE_MAX];
     memset(line, 'y', sizeof(line));
+    /* The limit is on the whole line, "CODE ESC text" without CRLF, so
+     * that what reply_build makes reply_finish accepts. */
     struct buf b = {0};
-    assert_int_equal(reply_build(&b, 250, NULL, line, REPLY_LINE_MAX - 2), 0);
+    size_t max = REPLY_LINE_MAX - 2 - 4; /* "250 " */
+    assert_int_equal(reply_build(&b, 250, NULL, line, max), 0);
+    struct buf f = {0};
+    assert_int_equal(reply_finish(&f, b.data, b.len), 250);
+    buf_cleanup(&f);
     buf_cleanup(&b);
-    build_fails(250, NULL, line, REPLY_LINE_MAX - 1);
+    build_fails(250, NULL, line, max + 1);
+    max -= 6; /* "2.0.0 " */
+    assert_int_equal(reply_build(&b, 250, "2.0.0", line, max), 0);
+    assert_int_equal(reply_finish(&f, b.data, b.len), 250);
+    buf_cleanup(&f);
+    buf_cleanup(&b);
+    build_fails(250, "2.0.0", line, max + 1);
 }
 
 static void
