@@ -1,0 +1,46 @@
+-- Hostile scenario for tests/integration/test_hostile.py: a hook that
+-- raises, with a string, a table, nil, an object whose __tostring raises,
+-- or a plain runtime error.
+-- The EHLO name lists the stages that misbehave ("EHLO mail.rcpt"; the
+-- stages are ehlo, tls, starttls, auth, mail, rcpt, data, message, quit
+-- and disconnect), and a number at its end picks the first variant
+-- ("EHLO mail.3"); a client from 127.0.0.2 makes on_connect misbehave.
+local errors = {
+  function() error("hostile error") end,
+  function() error({ code = 1 }) end,
+  function() error(nil) end,
+  function()
+    error(setmetatable({}, { __tostring = function() error("again") end }))
+  end,
+  function() local x = nil; return x.field end,
+  function() return ("x"):rep(-1, nil) .. nil end,
+}
+
+local function misbehave(s)
+  s.data.n = (s.data.n or 0) + 1
+  errors[(s.data.n - 1) % #errors + 1]()
+end
+
+local function hook(stage)
+  return function(s, arg)
+    if stage == "ehlo" then
+      -- "EHLO mail.7": misbehave at MAIL, starting with variant 7.
+      s.data.at = arg
+      s.data.n = tonumber(arg:match("(%d+)$")) or s.data.n
+    end
+    if stage == "connect" and arg.ip ~= "127.0.0.2" then return nil end
+    if stage == "connect" or (s.data.at or ""):find(stage, 1, true) then
+      misbehave(s)
+    end
+  end
+end
+
+return {
+  name = "hostile-error",
+  description = "every hook may raise an error (test scenario)",
+  on_connect = hook("connect"), on_ehlo = hook("ehlo"),
+  on_tls = hook("tls"), on_starttls = hook("starttls"), on_auth = hook("auth"),
+  on_mail = hook("mail"), on_rcpt = hook("rcpt"), on_data = hook("data"),
+  on_message = hook("message"), on_quit = hook("quit"),
+  on_disconnect = hook("disconnect"),
+}
