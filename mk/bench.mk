@@ -4,7 +4,9 @@
 .PHONY: bench bench-deps
 BENCH_ROUNDS ?= 5
 bench-deps:
-	@./tools/deps.sh postfix nodejs npm util-linux
+	@./tools/deps.sh postfix util-linux redis-server
+	@command -v node >/dev/null 2>&1 || ./tools/deps.sh nodejs
+	@command -v npm >/dev/null 2>&1 || ./tools/deps.sh npm
 	@cd bench && (npm ci --no-audit --no-fund >/dev/null 2>&1 || npm install --no-audit --no-fund >/dev/null)
 bench: deps bench-deps
 	$(MAKE) build/smtp-emulator certs
