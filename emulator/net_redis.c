@@ -5,7 +5,12 @@
  * reply is dropped. A lost or refused connection is retried every second.
  * A host given by name is looked up with libevent's evdns before each
  * attempt (hiredis would call a blocking getaddrinfo), so a compose
- * service's address that changes on restart is followed.
+ * service's address that changes on restart is followed. evdns takes its
+ * nameservers in turn, query by query; in a container, whose resolv.conf
+ * lists the network's own DNS (which knows "redis") and then the host's
+ * (which answers that no such name exists), that fails half the queries
+ * for good. So, as the C library does, we ask the first nameserver only
+ * and move to the next when it does not answer.
  * Part of the net module (the only place that sees hiredis and libevent).
  */
 #include "net.h"
@@ -19,7 +24,11 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/adapters/libevent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* As many nameservers as the C library reads (MAXNS). */
+#define NR_MAX_NS 3
 
 struct net_redis {
     struct net *net;
@@ -28,6 +37,8 @@ struct net_redis {
     char host[256];
     bool by_name;             /* host is a DNS name, not an address */
     struct evdns_base *dns;   /* for by_name */
+    char ns[NR_MAX_NS][64];   /* resolv.conf's nameservers, in order */
+    unsigned n_ns, cur_ns;    /* how many; the one dns asks */
     struct nr_lookup *lookup; /* in flight, or NULL */
     unsigned attempt;         /* picks among a name's addresses */
     uint16_t port;
@@ -50,6 +61,7 @@ struct nr_req {
 };
 
 static void nr_connect(struct net_redis *r);
+static void use_nameserver(struct net_redis *r, unsigned i);
 static void connect_to(struct net_redis *r, const char *addr);
 
 /* One evdns lookup; outlives its net_redis when that is freed meanwhile
@@ -205,6 +217,55 @@ on_disconnect(const redisAsyncContext *ac, int status)
     schedule_retry(r);
 }
 
+/* The hosts file, search domains and options (ndots, timeout, attempts)
+ * from resolv.conf through evdns; its nameservers read here, kept in order
+ * (an address may carry a port, "127.0.0.1:5353", as evdns allows). With
+ * none listed, the local one, as the C library does. */
+static bool
+dns_setup(struct net_redis *r)
+{
+    const char *path = getenv("SMTP_EMULATOR_RESOLV_CONF");
+    if (path == NULL || path[0] == '\0')
+        path = "/etc/resolv.conf";
+    r->dns = evdns_base_new(net_base(r->net), 0);
+    if (r->dns == NULL)
+        return false;
+    /* A missing file leaves evdns's defaults, as it would with it. */
+    (void)evdns_base_resolv_conf_parse(
+        r->dns, DNS_OPTION_SEARCH | DNS_OPTION_MISC | DNS_OPTION_HOSTSFILE,
+        path);
+    FILE *f = fopen(path, "r");
+    char line[512];
+    while (f && r->n_ns < NR_MAX_NS && fgets(line, sizeof(line), f)) {
+        char word[16], addr[64];
+        if (sscanf(line, " %15s %63s", word, addr) == 2 &&
+            strcmp(word, "nameserver") == 0)
+            str_copy(r->ns[r->n_ns++], sizeof(r->ns[0]), addr);
+    }
+    if (f)
+        fclose(f);
+    if (r->n_ns == 0)
+        str_copy(r->ns[r->n_ns++], sizeof(r->ns[0]), "127.0.0.1");
+    use_nameserver(r, 0);
+    return true;
+}
+
+/* Let evdns ask nameserver i (mod how many) and no other; one evdns
+ * cannot take (a link-local scope, say) is passed over. */
+static void
+use_nameserver(struct net_redis *r, unsigned i)
+{
+    evdns_base_clear_nameservers_and_suspend(r->dns);
+    for (unsigned k = 0; k < r->n_ns; k++) {
+        r->cur_ns = (i + k) % r->n_ns;
+        if (evdns_base_nameserver_ip_add(r->dns, r->ns[r->cur_ns]) == 0)
+            break;
+        if (k + 1 == r->n_ns)
+            (void)evdns_base_nameserver_ip_add(r->dns, "127.0.0.1");
+    }
+    evdns_base_resume(r->dns);
+}
+
 static void
 on_resolved(int err, struct evutil_addrinfo *ai, void *arg)
 {
@@ -235,6 +296,10 @@ on_resolved(int err, struct evutil_addrinfo *ai, void *arg)
         return; /* freed meanwhile */
     r->lookup = NULL;
     if (addr[0] == '\0') {
+        /* No answer, rather than "no such name": the next one is asked
+         * from the next attempt on. */
+        if (err != 0 && err != EVUTIL_EAI_NONAME && err != EVUTIL_EAI_CANCEL)
+            use_nameserver(r, r->cur_ns + 1);
         if (r->on_state)
             r->on_state(false,
                         err ? evutil_gai_strerror(err) : "no address found",
@@ -317,9 +382,7 @@ net_redis_new(struct net *n, const char *host, uint16_t port, unsigned db,
     r->on_state = on_state;
     r->state_arg = arg;
     r->retry = evtimer_new(net_base(n), on_retry, r);
-    if (r->by_name)
-        r->dns = evdns_base_new(net_base(n), EVDNS_BASE_INITIALIZE_NAMESERVERS);
-    if (r->retry == NULL || (r->by_name && r->dns == NULL)) {
+    if (r->retry == NULL || (r->by_name && !dns_setup(r))) {
         if (r->retry)
             event_free(r->retry);
         emu_free(r);

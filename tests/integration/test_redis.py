@@ -9,7 +9,9 @@ import shutil
 import signal
 import socket
 import subprocess
+import struct
 import tempfile
+import threading
 import time
 import unittest
 
@@ -75,6 +77,56 @@ class Redis:
     @property
     def url(self):
         return "redis://127.0.0.1:%d" % self.port
+
+
+class FakeDNS:
+    """A nameserver on a loopback UDP port: A records for `names`, no
+    AAAA, "no such name" for the rest; or, when `silent`, no answer at all.
+    It counts the questions it is asked."""
+
+    def __init__(self, names=None, silent=False):
+        self.names = {n.lower(): a for n, a in (names or {}).items()}
+        self.silent = silent
+        self.asked = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.running = True
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while self.running:
+            try:
+                q, peer = self.sock.recvfrom(512)
+            except OSError:
+                continue
+            qid, = struct.unpack("!H", q[:2])
+            labels, i = [], 12
+            while q[i]:
+                labels.append(q[i + 1:i + 1 + q[i]].decode())
+                i += 1 + q[i]
+            qtype, = struct.unpack("!H", q[i + 1:i + 3])
+            question = q[12:i + 5]
+            name = ".".join(labels).lower()
+            self.asked.append(name)
+            if self.silent:
+                continue
+            known = name in self.names
+            answers = b""
+            if known and qtype == 1:
+                answers = struct.pack("!HHHIH", 0xC00C, 1, 1, 5, 4) + \
+                    socket.inet_aton(self.names[name])
+            flags = 0x8180 if known else 0x8183  # NOERROR / NXDOMAIN
+            head = struct.pack("!HHHHHH", qid, flags, 1,
+                               1 if answers else 0, 0, 0)
+            self.sock.sendto(head + question + answers, peer)
+
+    def close(self):
+        self.running = False
+        self.thread.join(2)
+        self.sock.close()
 
 
 def metric(emu, name):
@@ -232,6 +284,84 @@ class ByName(Base):
         self.emus.append(e)
         self.assertEqual(self.attempt(e), LOOKUP_FAILURE)
         e.wait_log(r"no connection to redis://no-such-host\.invalid:6379")
+
+
+class NameServers(Base):
+    """How a Redis host name is looked up: resolv.conf's nameservers in
+    order, as the C library asks them. In a compose network resolv.conf
+    names the network's DNS first (it knows "redis") and the host's next
+    (it does not); asking them in turn failed every other query."""
+
+    def setUp(self):
+        super().setUp()
+        self.dns = []
+        self.tmp = tempfile.mkdtemp(prefix="emu-resolv-")
+
+    def tearDown(self):
+        super().tearDown()
+        for d in self.dns:
+            d.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def nameserver(self, **kw):
+        d = FakeDNS(**kw)
+        self.dns.append(d)
+        return d
+
+    def by_name(self, *lines):
+        path = os.path.join(self.tmp, "resolv.conf")
+        with open(path, "w") as f:
+            f.write("".join(line + "\n" for line in lines))
+        e = Emulator("--api", "127.0.0.1:0", "--state",
+                     "redis://redis:%d" % self.redis.port,
+                     "--state-timeout", "0.5", *self.scenario,
+                     env={"SMTP_EMULATOR_RESOLV_CONF": path}).start()
+        self.emus.append(e)
+        return e
+
+    def test_the_first_nameserver_answers_every_lookup(self):
+        network = self.nameserver(names={"redis.compose.test": "127.0.0.1"})
+        host = self.nameserver()
+        e = self.by_name("search compose.test",
+                         "nameserver %s" % network.addr,
+                         "nameserver %s" % host.addr)
+        e.wait_log(r"connected to redis://redis:")
+        self.assertEqual(self.attempt(e), GREY)
+        # Each reconnection looks the name up again: three more.
+        for n in range(2, 5):
+            self.redis.stop()
+            self.redis.start()
+            deadline = time.time() + 10
+            while len(re.findall(r"connected to redis://redis:",
+                                 e.log())) < n:
+                self.assertLess(time.time(), deadline, e.log()[-2000:])
+                time.sleep(0.05)
+        self.assertGreaterEqual(len(network.asked), 4)
+        self.assertIn("redis.compose.test", network.asked)
+        self.assertEqual(host.asked, [])
+
+    def test_a_nameserver_that_does_not_answer_is_passed_over(self):
+        silent = self.nameserver(silent=True)
+        network = self.nameserver(names={"redis": "127.0.0.1"})
+        e = self.by_name("options timeout:1 attempts:1",
+                         "nameserver %s" % silent.addr,
+                         "nameserver %s" % network.addr)
+        self.assertEqual(self.attempt(e), LOOKUP_FAILURE)
+        e.wait_log(r"connected to redis://redis:", timeout=10)
+        self.assertEqual(self.attempt(e), GREY)
+        self.assertIn("redis", silent.asked)
+        self.assertIn("redis", network.asked)
+
+    def test_no_such_name_from_the_first_is_final(self):
+        # The C library does not ask on when told a name does not exist.
+        first = self.nameserver()
+        second = self.nameserver(names={"redis": "127.0.0.1"})
+        e = self.by_name("nameserver %s" % first.addr,
+                         "nameserver %s" % second.addr)
+        e.wait_log(r"no connection to redis://redis:.*not known")
+        time.sleep(1.5)
+        self.assertEqual(self.attempt(e), LOOKUP_FAILURE)
+        self.assertEqual(second.asked, [])
 
 
 class RateLimit(Base):
