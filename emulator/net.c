@@ -316,8 +316,12 @@ net_listen(struct net *n, const char *host, uint16_t port, bool reuseport,
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (reuseport)
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (reuseport &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+        snprintf(err, errlen, "SO_REUSEPORT: %s", strerror(errno));
+        close(fd);
+        return NULL;
+    }
     if (ss.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
@@ -327,6 +331,8 @@ net_listen(struct net *n, const char *host, uint16_t port, bool reuseport,
         close(fd);
         return NULL;
     }
+    /* As deep a queue as the kernel allows (net.core.somaxconn caps it):
+     * thousands of clients connecting at once must all get in. */
     if (listen(fd, 4096) < 0) {
         snprintf(err, errlen, "listen: %s", strerror(errno));
         close(fd);
@@ -342,8 +348,11 @@ net_listen(struct net *n, const char *host, uint16_t port, bool reuseport,
     l->fd = fd;
     l->fn = fn;
     l->arg = arg;
-    l->ev = evconnlistener_new(n->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE, -1,
-                               fd);
+    /* Backlog 0: libevent leaves the socket's listen() as it is (-1 would
+     * call listen(fd, 128) again, and a burst of clients would lose
+     * connections the kernel had already completed). */
+    l->ev =
+        evconnlistener_new(n->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE, 0, fd);
     if (l->ev == NULL) {
         snprintf(err, errlen, "out of memory");
         close(fd);
@@ -357,35 +366,6 @@ net_listen(struct net *n, const char *host, uint16_t port, bool reuseport,
     getsockname(fd, (struct sockaddr *)&got, &gl);
     char tmp[IP_STR_MAX];
     net_sockaddr_format((struct sockaddr *)&got, tmp, sizeof(tmp), &l->port);
-    return l;
-}
-
-struct net_listener *
-net_listen_fd_dup(struct net *n, const struct net_listener *src,
-                  net_accept_fn *fn, void *arg)
-{
-    int fd = dup(src->fd);
-    if (fd < 0)
-        return NULL;
-    struct net_listener *l = emu_calloc(1, sizeof(*l));
-    if (l == NULL) {
-        close(fd);
-        return NULL;
-    }
-    l->net = n;
-    l->fd = fd;
-    l->port = src->port;
-    l->fn = fn;
-    l->arg = arg;
-    l->ev = evconnlistener_new(n->base, on_accept, l, LEV_OPT_CLOSE_ON_FREE, -1,
-                               fd);
-    if (l->ev == NULL) {
-        close(fd);
-        emu_free(l);
-        return NULL;
-    }
-    evconnlistener_set_error_cb(l->ev, on_accept_error);
-    l->retry = evtimer_new(n->base, on_accept_retry, l);
     return l;
 }
 

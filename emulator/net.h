@@ -59,10 +59,6 @@ int net_on_signal(struct net *n, int sig, net_signal_fn *fn, void *arg);
 struct net_listener *net_listen(struct net *n, const char *host, uint16_t port,
                                 bool reuseport, net_accept_fn *fn, void *arg,
                                 char *err, size_t errlen);
-/* The same socket served by another loop (workers). */
-struct net_listener *net_listen_fd_dup(struct net *n,
-                                       const struct net_listener *l,
-                                       net_accept_fn *fn, void *arg);
 uint16_t net_listener_port(const struct net_listener *l);
 /* net_listener_free() also frees the callback argument (emu_free). */
 void net_listener_set_owned_arg(struct net_listener *l);

@@ -213,7 +213,11 @@ server_start(struct emu *e, char *err, size_t errlen)
             snprintf(err, errlen, "out of memory");
             return -1;
         }
-        w0->listeners[i] = net_listen(w0->net, cl->host, cl->port, false,
+        /* With workers, each has a socket of its own on the same port
+         * (SO_REUSEPORT): the kernel spreads connections over their
+         * queues, and a connection wakes one loop, not all of them. */
+        bool reuse = cfg->workers > 1;
+        w0->listeners[i] = net_listen(w0->net, cl->host, cl->port, reuse,
                                       on_accept, ctx, err, errlen);
         if (w0->listeners[i] == NULL) {
             emu_free(ctx);
@@ -227,12 +231,15 @@ server_start(struct emu *e, char *err, size_t errlen)
         for (unsigned k = 1; k < cfg->workers; k++) {
             struct worker *w = e->workers[k];
             struct accept_ctx *c2 = accept_ctx_new(w, spec);
-            w->listeners[i] =
-                c2 ? net_listen_fd_dup(w->net, w0->listeners[i], on_accept, c2)
-                   : NULL;
+            if (c2 == NULL) {
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+            /* The port the first one got, when --listen said 0. */
+            w->listeners[i] = net_listen(w->net, cl->host, spec->port, true,
+                                         on_accept, c2, err, errlen);
             if (w->listeners[i] == NULL) {
                 emu_free(c2);
-                snprintf(err, errlen, "out of memory");
                 return -1;
             }
             net_listener_set_owned_arg(w->listeners[i]);

@@ -884,6 +884,62 @@ class Connections(ServerChecks, TestCase):
         self.settled_fds(want=self.fd_baseline)
 
 
+class Burst(TestCase):
+    """Thousands of clients connecting in the same instant all get their
+    greeting: the listen queue is as deep as the kernel allows. (libevent
+    re-listened with a queue of 128, and with SYN cookies a client whose
+    handshake completed while the queue was full waited for ever.)"""
+
+    def backlog(self, port):
+        out = subprocess.run(["ss", "-ltnH", "sport = :%d" % port],
+                             capture_output=True, text=True, check=True)
+        return [int(line.split()[2]) for line in out.stdout.splitlines()]
+
+    def test_listen_queue_depth(self):
+        with open("/proc/sys/net/core/somaxconn") as f:
+            want = min(4096, int(f.read()))
+        for workers in ("1", "2"):
+            e = Emulator("--workers", workers).start()
+            try:
+                self.assertEqual(self.backlog(e.port()),
+                                 [want] * (1 if workers == "1" else 2),
+                                 "--workers %s" % workers)
+            finally:
+                e.stop()
+
+    def test_4000_clients_at_once(self):
+        import resource
+        import selectors
+        n = 4000
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard < n + 200:
+            self.skipTest("open file limit %d" % hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        e = Emulator("--max-connections", str(n + 100)).start()
+        socks = []
+        try:
+            sel = selectors.DefaultSelector()
+            for _ in range(n):
+                s = socket.socket()
+                s.setblocking(False)
+                s.connect_ex(("127.0.0.1", e.port()))
+                socks.append(s)
+                sel.register(s, selectors.EVENT_READ)
+            got, deadline = 0, time.time() + 20
+            while got < n and time.time() < deadline:
+                for key, _ in sel.select(timeout=0.5):
+                    if key.fileobj.recv(512).startswith(b"220 "):
+                        got += 1
+                    sel.unregister(key.fileobj)
+            self.assertEqual(got, n)
+            self.assertTrue(e.alive())
+        finally:
+            for s in socks:
+                s.close()
+            e.stop()
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 # ---------------------------------------------------------- the spool
 
 class FullSpool(TestCase):
