@@ -283,10 +283,34 @@ on_accept_error(struct evconnlistener *ev, void *arg)
     }
 }
 
+/* Whether a socket without SO_REUSEPORT could bind ss (then closed). */
+static bool
+address_free(const struct sockaddr_storage *ss, socklen_t sl, char *err,
+             size_t errlen, const char *host, uint16_t port)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return false;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    bool ok = bind(fd, (const struct sockaddr *)ss, sl) == 0;
+    if (!ok)
+        snprintf(err, errlen, "cannot listen on %s%s%s:%u: %s",
+                 ss->ss_family == AF_INET6 ? "[" : "", host,
+                 ss->ss_family == AF_INET6 ? "]" : "", port, strerror(errno));
+    close(fd);
+    return ok;
+}
+
 struct net_listener *
-net_listen(struct net *n, const char *host, uint16_t port, bool reuseport,
+net_listen(struct net *n, const char *host, uint16_t port, enum net_share share,
            net_accept_fn *fn, void *arg, char *err, size_t errlen)
 {
+    bool reuseport = share != NET_ALONE;
     struct sockaddr_storage ss;
     socklen_t sl;
     memset(&ss, 0, sizeof(ss));
@@ -324,6 +348,15 @@ net_listen(struct net *n, const char *host, uint16_t port, bool reuseport,
     }
     if (ss.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    /* SO_REUSEPORT would also let us join another process's listener
+     * (one of the same user's, started with --workers too) and share its
+     * clients without a word: bind once without it first, so that a port
+     * in use is refused as it is without workers. */
+    if (share == NET_SHARE_FIRST && port != 0 &&
+        !address_free(&ss, sl, err, errlen, host, port)) {
+        close(fd);
+        return NULL;
+    }
     if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
         snprintf(err, errlen, "cannot listen on %s%s%s:%u: %s",
                  ss.ss_family == AF_INET6 ? "[" : "", host,

@@ -54,11 +54,16 @@ double net_now(struct net *n);
 int net_on_signal(struct net *n, int sig, net_signal_fn *fn, void *arg);
 
 /* --- listeners --- */
-/* Bind and listen; on failure returns NULL with one line in `err`. With
- * `reuseport`, several workers may bind the same address. */
+/* How a listening socket shares its address (SO_REUSEPORT, for workers). */
+enum net_share {
+    NET_ALONE,       /* the only socket on the address */
+    NET_SHARE_FIRST, /* the first of several: the address must be free */
+    NET_SHARE_JOIN,  /* one more on the address the first one got */
+};
+/* Bind and listen; on failure returns NULL with one line in `err`. */
 struct net_listener *net_listen(struct net *n, const char *host, uint16_t port,
-                                bool reuseport, net_accept_fn *fn, void *arg,
-                                char *err, size_t errlen);
+                                enum net_share share, net_accept_fn *fn,
+                                void *arg, char *err, size_t errlen);
 uint16_t net_listener_port(const struct net_listener *l);
 /* net_listener_free() also frees the callback argument (emu_free). */
 void net_listener_set_owned_arg(struct net_listener *l);

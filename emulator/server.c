@@ -216,8 +216,8 @@ server_start(struct emu *e, char *err, size_t errlen)
         /* With workers, each has a socket of its own on the same port
          * (SO_REUSEPORT): the kernel spreads connections over their
          * queues, and a connection wakes one loop, not all of them. */
-        bool reuse = cfg->workers > 1;
-        w0->listeners[i] = net_listen(w0->net, cl->host, cl->port, reuse,
+        enum net_share share = cfg->workers > 1 ? NET_SHARE_FIRST : NET_ALONE;
+        w0->listeners[i] = net_listen(w0->net, cl->host, cl->port, share,
                                       on_accept, ctx, err, errlen);
         if (w0->listeners[i] == NULL) {
             emu_free(ctx);
@@ -236,8 +236,9 @@ server_start(struct emu *e, char *err, size_t errlen)
                 return -1;
             }
             /* The port the first one got, when --listen said 0. */
-            w->listeners[i] = net_listen(w->net, cl->host, spec->port, true,
-                                         on_accept, c2, err, errlen);
+            w->listeners[i] =
+                net_listen(w->net, cl->host, spec->port, NET_SHARE_JOIN,
+                           on_accept, c2, err, errlen);
             if (w->listeners[i] == NULL) {
                 emu_free(c2);
                 return -1;

@@ -11,7 +11,7 @@ import smtplib
 import subprocess
 import time
 
-from helpers import HOST, Emulator, TestCase
+from helpers import BIN, HOST, Emulator, TestCase
 
 CLIENTS = 8
 
@@ -101,4 +101,29 @@ class Workers(TestCase):
             s = smtplib.SMTP(timeout=10)
             self.assertEqual(s.connect(*self.emu.addr()),
                              (220, b"%s ESMTP smtp-emulator" % HOST.encode()))
+            s.quit()
+
+
+class PortInUse(TestCase):
+    """SO_REUSEPORT would let a second emulator with workers join the
+    first one's port and take half its clients unnoticed; it must be told
+    the port is in use, as without workers."""
+
+    def test_a_second_emulator_with_workers_is_refused(self):
+        with Emulator("--workers", "2") as first:
+            port = first.port()
+            for workers in ("2", "1"):
+                p = subprocess.run(
+                    [BIN, "--workers", workers, "--listen",
+                     "127.0.0.1:%d" % port], capture_output=True, text=True,
+                    timeout=30)
+                self.assertEqual(p.returncode, 1, (workers, p.stderr))
+                self.assertIn("127.0.0.1:%d" % port, p.stderr)
+                self.assertIn("in use", p.stderr)
+            # The first one still has both its sockets and serves.
+            out = subprocess.run(["ss", "-ltnH", "sport = :%d" % port],
+                                 capture_output=True, text=True, check=True)
+            self.assertEqual(len(out.stdout.splitlines()), 2, out.stdout)
+            s = smtplib.SMTP(timeout=10)
+            self.assertEqual(s.connect("127.0.0.1", port)[0], 220)
             s.quit()
