@@ -67,23 +67,30 @@ static const char lua_incr[] =
     "else redis.call('SET', KEYS[1], s) end\n"
     "return string.format('%.17g', n)\n";
 
-/* Every scenario key with its value; ARGV[1] is the prefix. */
-static const char lua_list[] =
+/* Every scenario key with its value; ARGV[1] is the prefix. KEYS takes a
+ * glob: the prefix's own glob characters are escaped ("ci[1]:" must not
+ * match "ci1:"), and each key is checked to start with it. */
+#define LUA_PREFIX_KEYS                                                        \
+    "local p = ARGV[1]\n"                                                      \
+    "local pat = string.gsub(p, '([%*%?%[%]\\\\])', '\\\\%1') .. '*'\n"        \
+    "local function ours(k)\n"                                                 \
+    "  return string.sub(k, 1, #p) == p and "                                  \
+    "string.find(k, '/', #p + 1, true) end\n"
+
+static const char lua_list[] = LUA_PREFIX_KEYS
     "local out = {}\n"
-    "for _, k in ipairs(redis.call('KEYS', ARGV[1] .. '*')) do\n"
+    "for _, k in ipairs(redis.call('KEYS', pat)) do\n"
     "  local v = redis.call('GET', k)\n"
-    "  if v and string.find(k, '/', #ARGV[1] + 1, true) then\n"
-    "    out[#out + 1] = k; out[#out + 1] = v end\n"
+    "  if v and ours(k) then out[#out + 1] = k; out[#out + 1] = v end\n"
     "end\n"
     "return out\n";
 
 static const char lua_clear[] =
-    "local n = 0\n"
-    "for _, k in ipairs(redis.call('KEYS', ARGV[1] .. '*')) do\n"
-    "  if string.find(k, '/', #ARGV[1] + 1, true) then\n"
-    "    redis.call('DEL', k); n = n + 1 end\n"
-    "end\n"
-    "return n\n";
+    LUA_PREFIX_KEYS "local n = 0\n"
+                    "for _, k in ipairs(redis.call('KEYS', pat)) do\n"
+                    "  if ours(k) then redis.call('DEL', k); n = n + 1 end\n"
+                    "end\n"
+                    "return n\n";
 
 /* ---- helpers ---- */
 

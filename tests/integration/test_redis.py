@@ -244,6 +244,21 @@ class Greylisting(Base):
                          ["ci42:clock-offset", "someone-else"])
         self.assertEqual(a.api("GET", "/api/v1/state")[1], [])
 
+    def test_a_prefix_with_glob_characters_is_taken_literally(self):
+        # Redis's KEYS takes a glob: "ci[1]:*" would match "ci1:..." keys,
+        # another deployment's, and miss its own.
+        a = self.emulator("a", "--state-prefix", "ci[1]*:")
+        b = self.emulator("b", "--state-prefix", "ci1x:")
+        self.assertEqual(self.attempt(a), GREY)
+        self.assertEqual(self.attempt(b), GREY)
+        self.assertEqual(len(a.api("GET", "/api/v1/state")[1]), 1)
+        self.assertEqual(a.api("DELETE", "/api/v1/state")[0], 204)
+        self.assertEqual(a.api("GET", "/api/v1/state")[1], [])
+        self.assertEqual(len(b.api("GET", "/api/v1/state")[1]), 1)
+        self.assertEqual(self.redis.cli("KEYS", "*").split("\n"),
+                         ["ci1x:greylisting/triplet/127.0.0.0/%s/%s"
+                          % (SENDER, RCPT)])
+
     def test_expiry_follows_the_scenario_clock(self):
         a = self.emulator("a")
         self.assertEqual(self.attempt(a), GREY)
