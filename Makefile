@@ -46,7 +46,7 @@ help:
 DEB_BUILD := gcc make pkg-config libevent-dev libssl-dev liblua5.4-dev \
              libjansson-dev libhiredis-dev libcmocka-dev clang clang-format-14 \
              openssl
-DEB_TEST  := python3 swaks curl openssl procps redis-server
+DEB_TEST  := python3 swaks curl openssl procps redis-server iproute2
 deps:
 	@./tools/deps.sh $(DEB_BUILD) $(DEB_TEST)
 
