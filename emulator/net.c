@@ -283,26 +283,22 @@ on_accept_error(struct evconnlistener *ev, void *arg)
     }
 }
 
-/* Whether a socket without SO_REUSEPORT could bind ss (then closed). */
+/* Whether a socket without SO_REUSEPORT can bind ss; if not, errno says
+ * why. */
 static bool
-address_free(const struct sockaddr_storage *ss, socklen_t sl, char *err,
-             size_t errlen, const char *host, uint16_t port)
+address_free(const struct sockaddr_storage *ss, socklen_t sl)
 {
     int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
+    if (fd < 0)
         return false;
-    }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (ss->ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     bool ok = bind(fd, (const struct sockaddr *)ss, sl) == 0;
-    if (!ok)
-        snprintf(err, errlen, "cannot listen on %s%s%s:%u: %s",
-                 ss->ss_family == AF_INET6 ? "[" : "", host,
-                 ss->ss_family == AF_INET6 ? "]" : "", port, strerror(errno));
+    int saved = errno;
     close(fd);
+    errno = saved;
     return ok;
 }
 
@@ -350,14 +346,11 @@ net_listen(struct net *n, const char *host, uint16_t port, enum net_share share,
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     /* SO_REUSEPORT would also let us join another process's listener
      * (one of the same user's, started with --workers too) and share its
-     * clients without a word: bind once without it first, so that a port
-     * in use is refused as it is without workers. */
-    if (share == NET_SHARE_FIRST && port != 0 &&
-        !address_free(&ss, sl, err, errlen, host, port)) {
-        close(fd);
-        return NULL;
-    }
-    if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+     * clients without a word: try the address without it first, so that a
+     * port in use is refused as it is without workers. */
+    bool taken =
+        share == NET_SHARE_FIRST && port != 0 && !address_free(&ss, sl);
+    if (taken || bind(fd, (struct sockaddr *)&ss, sl) < 0) {
         snprintf(err, errlen, "cannot listen on %s%s%s:%u: %s",
                  ss.ss_family == AF_INET6 ? "[" : "", host,
                  ss.ss_family == AF_INET6 ? "]" : "", port, strerror(errno));

@@ -314,6 +314,22 @@ class Raw:
             pass
 
 
+def metric(emu, name):
+    """A counter without labels from the emulator's /metrics, or None."""
+    st, text = emu.api("GET", "/metrics", raw=True)
+    if isinstance(text, bytes):
+        text = text.decode()
+    m = re.search(r"^%s (\d+)$" % re.escape(name), text, re.M)
+    return int(m.group(1)) if m else None
+
+
+def listen_queues(port):
+    """The queue depth of each TCP socket listening on port (from ss)."""
+    out = subprocess.run(["ss", "-ltnH", "sport = :%d" % port],
+                         capture_output=True, text=True, check=True)
+    return [int(line.split()[2]) for line in out.stdout.splitlines()]
+
+
 def run(cmd, timeout=30, input=None):
     """Run a client program; returns CompletedProcess with text output."""
     return subprocess.run(cmd, capture_output=True, text=True,

@@ -27,7 +27,8 @@ import threading
 import time
 import unittest
 
-from helpers import ROOT, Emulator, Raw, TestCase, HOST, client_ctx
+from helpers import (ROOT, Emulator, Raw, TestCase, HOST, client_ctx,
+                     listen_queues)
 
 SCENARIOS = os.path.join(ROOT, "tests", "scenarios")
 ASAN = os.environ.get("EMU_ASAN") == "1"
@@ -890,18 +891,13 @@ class Burst(TestCase):
     re-listened with a queue of 128, and with SYN cookies a client whose
     handshake completed while the queue was full waited for ever.)"""
 
-    def backlog(self, port):
-        out = subprocess.run(["ss", "-ltnH", "sport = :%d" % port],
-                             capture_output=True, text=True, check=True)
-        return [int(line.split()[2]) for line in out.stdout.splitlines()]
-
     def test_listen_queue_depth(self):
         with open("/proc/sys/net/core/somaxconn") as f:
             want = min(4096, int(f.read()))
         for workers in ("1", "2"):
             e = Emulator("--workers", workers).start()
             try:
-                self.assertEqual(self.backlog(e.port()),
+                self.assertEqual(listen_queues(e.port()),
                                  [want] * (1 if workers == "1" else 2),
                                  "--workers %s" % workers)
             finally:

@@ -15,7 +15,7 @@ import threading
 import time
 import unittest
 
-from helpers import HOST, Emulator, Raw, TestCase
+from helpers import HOST, Emulator, Raw, TestCase, metric
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
@@ -127,14 +127,6 @@ class FakeDNS:
         self.running = False
         self.thread.join(2)
         self.sock.close()
-
-
-def metric(emu, name):
-    st, text = emu.api("GET", "/metrics", raw=True)
-    if isinstance(text, bytes):
-        text = text.decode()
-    m = re.search(r"^%s (\d+)$" % re.escape(name), text, re.M)
-    return int(m.group(1)) if m else None
 
 
 @unittest.skipUnless(os.path.exists(REDIS_SERVER),

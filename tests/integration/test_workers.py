@@ -6,12 +6,11 @@ share must stay whole under concurrent sessions: the scenario state
 
 import concurrent.futures
 import os
-import re
 import smtplib
 import subprocess
-import time
 
-from helpers import BIN, HOST, Emulator, TestCase
+from helpers import (BIN, HOST, Emulator, TestCase, listen_queues,
+                     metric)
 
 CLIENTS = 8
 
@@ -27,14 +26,6 @@ def task_ticks(pid):
             continue
         ticks[tid] = int(fields[11]) + int(fields[12])
     return ticks
-
-
-def metric(emu, name):
-    text = emu.api("GET", "/metrics", raw=True)[1]
-    if isinstance(text, bytes):
-        text = text.decode()
-    m = re.search(r"^%s (\d+)$" % re.escape(name), text, re.M)
-    return int(m.group(1)) if m else None
 
 
 class Workers(TestCase):
@@ -67,9 +58,7 @@ class Workers(TestCase):
             s.quit()
 
     def test_one_socket_per_worker_on_the_same_port(self):
-        out = subprocess.run(["ss", "-ltnH", "sport = :%d" % self.emu.port()],
-                             capture_output=True, text=True, check=True)
-        self.assertEqual(len(out.stdout.splitlines()), 2, out.stdout)
+        self.assertEqual(len(listen_queues(self.emu.port())), 2)
 
     def test_both_workers_serve_and_share_state_captures_and_metrics(self):
         n = 400
@@ -121,9 +110,7 @@ class PortInUse(TestCase):
                 self.assertIn("127.0.0.1:%d" % port, p.stderr)
                 self.assertIn("in use", p.stderr)
             # The first one still has both its sockets and serves.
-            out = subprocess.run(["ss", "-ltnH", "sport = :%d" % port],
-                                 capture_output=True, text=True, check=True)
-            self.assertEqual(len(out.stdout.splitlines()), 2, out.stdout)
+            self.assertEqual(len(listen_queues(port)), 2)
             s = smtplib.SMTP(timeout=10)
             self.assertEqual(s.connect("127.0.0.1", port)[0], 220)
             s.quit()
